@@ -1,0 +1,6 @@
+"""Lightning callbacks: sample grids and atomic last checkpoints."""
+
+from ganlab.callbacks.checkpoint import LastCheckpoint
+from ganlab.callbacks.samples import SampleGridCallback
+
+__all__ = ["LastCheckpoint", "SampleGridCallback"]

@@ -1,0 +1,21 @@
+"""Data modules: infinite, resumable streams of training batches held in memory."""
+
+from ganlab.data.base import GanDataModule
+from ganlab.data.images import (
+    DigitsDataModule,
+    ImageDataModule,
+    ImageFolderDataModule,
+    TorchvisionDataModule,
+)
+from ganlab.data.mixtures import GaussianMixture, Grid, Ring
+
+__all__ = [
+    "DigitsDataModule",
+    "GanDataModule",
+    "GaussianMixture",
+    "Grid",
+    "ImageDataModule",
+    "ImageFolderDataModule",
+    "Ring",
+    "TorchvisionDataModule",
+]

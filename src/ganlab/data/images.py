@@ -1,0 +1,323 @@
+"""Image data sets held in memory as one uint8 tensor: digits, torchvision sets, a folder."""
+
+from __future__ import annotations
+
+import logging
+from abc import abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision.transforms.functional as TF
+from PIL import Image
+from torch import Tensor
+from torchvision import datasets
+
+from ganlab.data.base import Batch, GanDataModule
+from ganlab.errors import GanlabError
+
+log = logging.getLogger(__name__)
+
+# Images converted per call when resizing, which bounds the float working memory.
+_CHUNK = 4096
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def to_model_space(x: Tensor) -> Tensor:
+    """uint8 images in [0, 255] -> float32 in [-1, 1]."""
+    return x.float().div_(127.5).sub_(1.0)
+
+
+def _to_uint8(x: Tensor) -> Tensor:
+    return x.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _resize(x: Tensor, size: int) -> Tensor:
+    """(N, C, h, w) uint8 -> (N, C, size, size) uint8."""
+    if tuple(x.shape[-2:]) == (size, size):
+        return x
+    return torch.cat(
+        [
+            _to_uint8(
+                F.interpolate(
+                    chunk.float(),
+                    (size, size),
+                    mode="bilinear",
+                    antialias=True,
+                    align_corners=False,
+                )
+            )
+            for chunk in x.split(_CHUNK)
+        ]
+    )
+
+
+def _convert_channels(x: Tensor, channels: int) -> Tensor:
+    """(N, C, H, W) uint8 with C in {1, 3} -> (N, channels, H, W) uint8."""
+    if x.shape[1] == channels:
+        return x
+    if channels == 3:
+        return x.expand(-1, 3, -1, -1).contiguous()
+    luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)  # ITU-R BT.601, as PIL's "L"
+    return torch.cat(
+        [_to_uint8((chunk.float() * luma).sum(1, keepdim=True)) for chunk in x.split(_CHUNK)]
+    )
+
+
+def format_images(x: Tensor, image_size: int, channels: int) -> Tensor:
+    """(N, C, h, w) uint8 -> contiguous (N, channels, image_size, image_size) uint8."""
+    # To gray before resizing, to RGB after, so the resize sees the fewest channels.
+    if channels < x.shape[1]:
+        return _resize(_convert_channels(x, channels), image_size).contiguous()
+    return _convert_channels(_resize(x, image_size), channels).contiguous()
+
+
+class ImageDataModule(GanDataModule):
+    """A finite image set, sampled without replacement in passes.
+
+    Each pass is a new permutation from a generator seeded with ``seed``; the tail of a
+    pass too short for a batch is dropped. Images are stored as uint8 and converted to
+    [-1, 1] after gathering, on the training device.
+    """
+
+    def __init__(
+        self,
+        batch_size: int,
+        image_size: int,
+        channels: int,
+        shape: Sequence[int] | None = None,
+        num_classes: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        if channels not in (1, 3):
+            raise GanlabError(f"data.channels must be 1 or 3, got {channels}")
+        if shape is None:
+            shape = [channels, image_size, image_size]
+        super().__init__(batch_size, shape, num_classes, seed)
+        self.image_size = int(image_size)
+        self.channels = int(channels)
+        self._splits: dict[str, Batch] = {}  # uint8 images and labels, on CPU
+        self._train_on_device: tuple[torch.device, Tensor, Tensor | None] | None = None
+        self._generator = torch.Generator().manual_seed(self.seed)
+        self._pass_start: Tensor | None = None  # generator state that drew the current pass
+        self._perm: Tensor | None = None  # None: not drawn yet, or to replay from _pass_start
+        self._pos = 0
+
+    @abstractmethod
+    def _read_split(self, split: str) -> Batch:
+        """(N, channels, image_size, image_size) uint8 images and int64 labels or None."""
+
+    def _split(self, split: str) -> Batch:
+        if split not in self._splits:
+            x, y = self._read_split(split)
+            self._check_shape(x.shape[1:])
+            self._splits[split] = (x, y)
+        return self._splits[split]
+
+    def _load(self) -> None:
+        self._split("train")
+
+    def _tensors(self, split: str) -> Batch:
+        x, y = self._split(split)
+        return to_model_space(x), y
+
+    def _train_data(self, device: torch.device) -> tuple[Tensor, Tensor | None]:
+        if self._train_on_device is None or self._train_on_device[0] != device:
+            x, y = self._split("train")
+            self._train_on_device = (device, x.to(device), None if y is None else y.to(device))
+        return self._train_on_device[1:]
+
+    def _draw(self, n: int, device: torch.device) -> Batch:
+        x, y = self._train_data(device)
+        size = len(x)
+        if self._perm is None and self._pass_start is not None:  # restored inside a pass
+            self._generator.set_state(self._pass_start)
+            self._perm = torch.randperm(size, generator=self._generator).to(device)
+        if self._perm is None or self._pos + n > size:
+            if n > size:
+                raise GanlabError(
+                    f"a training step needs batch_size * n_critic = {n} samples but {self.name} "
+                    f"has only {size} training samples; lower data.batch_size or n_critic"
+                )
+            self._pass_start = self._generator.get_state()
+            self._perm = torch.randperm(size, generator=self._generator).to(device)
+            self._pos = 0
+        idx = self._perm[self._pos : self._pos + n]
+        self._pos += n
+        return to_model_space(x[idx]), None if y is None else y[idx]
+
+    def _sampler_state(self) -> dict[str, Any]:
+        if self._pass_start is None:
+            return {"generator": self._generator.get_state(), "position": None}
+        return {"generator": self._pass_start, "position": self._pos}
+
+    def _restore_sampler(self, state: dict[str, Any]) -> None:
+        if state["position"] is None:
+            self._generator.set_state(state["generator"])
+            self._pass_start, self._pos = None, 0
+        else:
+            self._pass_start, self._pos = state["generator"], int(state["position"])
+        self._perm = None
+
+
+def _check_num_classes(name: str, num_classes: int | None, expected: int | None) -> None:
+    if num_classes != expected:
+        want = "null" if expected is None else expected
+        raise GanlabError(
+            f"data.num_classes is {num_classes} but {name} has {expected or 'no'} classes; "
+            f"set data.num_classes={want}"
+        )
+
+
+class DigitsDataModule(ImageDataModule):
+    """scikit-learn's bundled 8x8 digits (1,797 images, 10 classes; no download).
+
+    Split: stratified 80/20 (1,437 train, 360 test) with a fixed random_state.
+    """
+
+    name = "digits"
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        image_size: int = 32,
+        channels: int = 1,
+        shape: Sequence[int] | None = None,
+        num_classes: int | None = 10,
+        seed: int = 0,
+    ) -> None:
+        _check_num_classes(self.name, num_classes, 10)
+        super().__init__(batch_size, image_size, channels, shape, num_classes, seed)
+
+    def _read_split(self, split: str) -> Batch:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+
+        digits = load_digits()
+        images = torch.as_tensor(digits.images, dtype=torch.float32).unsqueeze(1) * (255 / 16)
+        labels = torch.as_tensor(digits.target, dtype=torch.int64)
+        train, test = train_test_split(
+            np.arange(len(labels)), test_size=0.2, stratify=digits.target, random_state=0
+        )
+        idx = torch.as_tensor(train if split == "train" else test)
+        return format_images(_to_uint8(images[idx]), self.image_size, self.channels), labels[idx]
+
+
+_TORCHVISION = {
+    "mnist": datasets.MNIST,
+    "fashion_mnist": datasets.FashionMNIST,
+    "cifar10": datasets.CIFAR10,
+}
+
+
+class TorchvisionDataModule(ImageDataModule):
+    """MNIST, Fashion-MNIST or CIFAR-10 read by torchvision from (or downloaded into) ``root``."""
+
+    def __init__(
+        self,
+        name: str,
+        root: str,
+        download: bool = True,
+        image_size: int = 32,
+        channels: int | None = None,
+        batch_size: int = 64,
+        shape: Sequence[int] | None = None,
+        num_classes: int | None = 10,
+        seed: int = 0,
+    ) -> None:
+        if name not in _TORCHVISION:
+            raise GanlabError(
+                f"unknown torchvision data set {name!r}; use one of {', '.join(_TORCHVISION)}"
+            )
+        _check_num_classes(name, num_classes, 10)
+        if channels is None:
+            channels = 3 if name == "cifar10" else 1
+        super().__init__(batch_size, image_size, channels, shape, num_classes, seed)
+        self.name = name
+        self.root = str(Path(root).expanduser())
+        self.download = bool(download)
+
+    def _read_split(self, split: str) -> Batch:
+        try:
+            ds = _TORCHVISION[self.name](self.root, train=split == "train", download=self.download)
+        except (RuntimeError, OSError) as err:
+            # torchvision raises RuntimeError for missing files and for failed MNIST
+            # downloads, URLError (an OSError) for failed CIFAR downloads.
+            raise GanlabError(self._missing_files_message()) from err
+        x = torch.as_tensor(ds.data)  # MNIST: (N, H, W) tensor; CIFAR: (N, H, W, C) array
+        x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+        y = torch.as_tensor(ds.targets, dtype=torch.int64)
+        return format_images(x, self.image_size, self.channels), y
+
+    def _missing_files_message(self) -> str:
+        cls = _TORCHVISION[self.name]
+        if issubclass(cls, datasets.MNIST):
+            folder = Path(self.root, cls.__name__, "raw")
+            files = [Path(url).stem for url, _ in cls.resources]  # the names without .gz
+            files_hint = f"{', '.join(files)} (or their .gz archives, with data.download=true)"
+        else:
+            folder = Path(self.root, cls.base_folder)
+            files = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+            files_hint = f"{', '.join(files)} (from {cls.filename})"
+        cause = "the download failed" if self.download else "data.download is false"
+        return (
+            f"{self.name} data not found in {folder} and {cause}; put {files_hint} there, "
+            "or connect to the network with data.download=true"
+        )
+
+
+class ImageFolderDataModule(ImageDataModule):
+    """Every image under ``path`` (recursively), resized and center-cropped to a square.
+
+    There are no labels and no held-out images: split "test" returns the training images.
+    """
+
+    name = "image_folder"
+
+    def __init__(
+        self,
+        path: str,
+        image_size: int = 64,
+        channels: int = 3,
+        batch_size: int = 64,
+        shape: Sequence[int] | None = None,
+        num_classes: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        _check_num_classes(f"image_folder {path}", num_classes, None)
+        super().__init__(batch_size, image_size, channels, shape, num_classes, seed)
+        self.path = Path(path).expanduser()
+
+    def _read_split(self, split: str) -> Batch:
+        if split == "test":
+            return self._split("train")
+        if not self.path.is_dir():
+            raise GanlabError(
+                f"data.path {self.path} does not exist or is not a directory; "
+                "set data.path=DIR to a folder of images"
+            )
+        files = sorted(
+            p for p in self.path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+        )
+        if not files:
+            raise GanlabError(
+                f"no image files ({', '.join(IMAGE_EXTENSIONS)}) found under {self.path}; "
+                "set data.path to a folder that holds images"
+            )
+        x = torch.stack([self._read_image(f) for f in files])
+        log.info("image_folder: loaded %d images from %s", len(files), self.path)
+        return x, None
+
+    def _read_image(self, file: Path) -> Tensor:
+        try:
+            with Image.open(file) as image:
+                image = image.convert("L" if self.channels == 1 else "RGB")
+        except OSError as err:  # PIL's UnidentifiedImageError and truncated files
+            raise GanlabError(
+                f"cannot read image {file} ({type(err).__name__}); delete or re-save it"
+            ) from err
+        image = TF.center_crop(TF.resize(image, self.image_size), self.image_size)
+        return TF.pil_to_tensor(image)

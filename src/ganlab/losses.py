@@ -1,0 +1,148 @@
+"""GAN objectives, chosen by the ``loss`` config group.
+
+A loss computes the discriminator's and the generator's losses, and its own penalty
+terms, from a critic ``D`` (any callable from samples to logits of shape (B,) or (B, 1)).
+It never touches an optimizer: the LightningModule owns the update schedule.
+
+Each method returns a dict of scalar tensors: ``loss`` is what gets back-propagated, the
+other entries are logged under ``train/`` (``d_real`` / ``d_fake`` are the mean logits).
+All log-likelihood objectives work on logits through softplus, which is exact and stable
+where ``log(sigmoid(x))`` underflows: -log(sigmoid(x)) = softplus(-x),
+-log(1 - sigmoid(x)) = softplus(x).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+Critic = Callable[[Tensor], Tensor]
+
+
+def _logits(critic: Critic, x: Tensor) -> Tensor:
+    return critic(x).reshape(-1)  # (B,)
+
+
+class GANLoss:
+    """Base: evaluates D on real and fake samples and delegates the math to subclasses."""
+
+    def discriminator_loss(self, critic: Critic, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
+        d_real, d_fake = _logits(critic, real), _logits(critic, fake)
+        terms = {"loss": self.d_objective(d_real, d_fake)}
+        terms["d_real"] = d_real.detach().mean()
+        terms["d_fake"] = d_fake.detach().mean()
+        return terms
+
+    def generator_loss(self, critic: Critic, fake: Tensor) -> dict[str, Tensor]:
+        return {"loss": self.g_objective(_logits(critic, fake))}
+
+    def d_objective(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def g_objective(self, d_fake: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def after_discriminator_step(self, discriminator: nn.Module) -> None:
+        """Hook for constraints on D's weights (weight clipping)."""
+
+
+class Minimax(GANLoss):
+    """The original saturating game (Goodfellow et al. 2014, eq. 1).
+
+    D maximises log D(x) + log(1 - D(G(z))); G minimises log(1 - D(G(z))).
+    """
+
+    def d_objective(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
+        return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+
+    def g_objective(self, d_fake: Tensor) -> Tensor:
+        # log(1 - sigmoid(f)) = -softplus(f): its gradient vanishes when D rejects fakes.
+        return -F.softplus(d_fake).mean()
+
+
+class NonSaturating(Minimax):
+    """Goodfellow et al. 2014, section 3: G maximises log D(G(z)) instead."""
+
+    def g_objective(self, d_fake: Tensor) -> Tensor:
+        return F.softplus(-d_fake).mean()
+
+
+class LeastSquares(GANLoss):
+    """LSGAN (Mao et al. 2017, eq. 2) with a = 0, b = c = 1."""
+
+    def d_objective(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
+        return 0.5 * ((d_real - 1).pow(2).mean() + d_fake.pow(2).mean())
+
+    def g_objective(self, d_fake: Tensor) -> Tensor:
+        return 0.5 * (d_fake - 1).pow(2).mean()
+
+
+class Hinge(GANLoss):
+    """Hinge loss (Lim and Ye 2017; Miyato et al. 2018)."""
+
+    def d_objective(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
+        return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+
+    def g_objective(self, d_fake: Tensor) -> Tensor:
+        return -d_fake.mean()
+
+
+class Wasserstein(GANLoss):
+    """WGAN critic with weight clipping (Arjovsky et al. 2017, algorithm 1)."""
+
+    def __init__(self, clip: float | None = 0.01) -> None:
+        self.clip = clip
+
+    def d_objective(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
+        return d_fake.mean() - d_real.mean()
+
+    def g_objective(self, d_fake: Tensor) -> Tensor:
+        return -d_fake.mean()
+
+    def discriminator_loss(self, critic: Critic, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
+        terms = super().discriminator_loss(critic, real, fake)
+        # E[D(x)] - E[D(G(z))]: the critic's estimate of the Wasserstein-1 distance.
+        terms["wasserstein"] = terms["d_real"] - terms["d_fake"]
+        return terms
+
+    @torch.no_grad()
+    def after_discriminator_step(self, discriminator: nn.Module) -> None:
+        if self.clip is None:
+            return
+        for p in discriminator.parameters():
+            p.clamp_(-self.clip, self.clip)
+
+
+def gradient_penalty(critic: Critic, real: Tensor, fake: Tensor) -> Tensor:
+    """WGAN-GP penalty (Gulrajani et al. 2017, eq. 3): E[(||grad D(x_hat)||_2 - 1)^2].
+
+    x_hat = eps * real + (1 - eps) * fake with one eps ~ U[0, 1] per sample; the norm is
+    taken per sample over all non-batch dimensions. Computed in float32 so that mixed
+    precision does not round the second-order term away.
+    """
+    real, fake = real.detach().float(), fake.detach().float()
+    eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device)
+    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    with torch.autocast(device_type=x_hat.device.type, enabled=False):
+        out = _logits(critic, x_hat).float()
+        (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
+    norm = grad.flatten(1).norm(2, dim=1)  # (B,)
+    return (norm - 1).pow(2).mean()
+
+
+class WassersteinGP(Wasserstein):
+    """WGAN-GP (Gulrajani et al. 2017, algorithm 1): the critic is penalised, not clipped."""
+
+    def __init__(self, gp_weight: float = 10.0) -> None:
+        super().__init__(clip=None)
+        self.gp_weight = gp_weight
+
+    def discriminator_loss(self, critic: Critic, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
+        terms = super().discriminator_loss(critic, real, fake)
+        terms["gradient_penalty"] = gradient_penalty(critic, real, fake)
+        terms["loss"] = terms["loss"] + self.gp_weight * terms["gradient_penalty"]
+        return terms

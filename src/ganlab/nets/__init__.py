@@ -1,0 +1,6 @@
+"""Generator and discriminator networks: plain nn.Modules, one file per family."""
+
+from ganlab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from ganlab.nets.mlp import MLPDiscriminator, MLPGenerator
+
+__all__ = ["DCGANDiscriminator", "DCGANGenerator", "MLPDiscriminator", "MLPGenerator"]

@@ -1,0 +1,149 @@
+"""Every loss against hand-computed values on fixed logits."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from ganlab.losses import (
+    Hinge,
+    LeastSquares,
+    Minimax,
+    NonSaturating,
+    Wasserstein,
+    WassersteinGP,
+    gradient_penalty,
+)
+
+# D's logits on two real and two fake samples; the "critic" returns them unchanged.
+REAL = torch.tensor([1.0, -2.0])
+FAKE = torch.tensor([0.5, -1.0])
+
+
+def identity(x):
+    return x
+
+
+def d_loss(loss):
+    return loss.discriminator_loss(identity, REAL, FAKE)
+
+
+def g_loss(loss):
+    return loss.generator_loss(identity, FAKE)["loss"].item()
+
+
+def log_sigmoid(x: float) -> float:
+    return math.log(1 / (1 + math.exp(-x)))
+
+
+def log_one_minus_sigmoid(x: float) -> float:
+    return math.log(1 - 1 / (1 + math.exp(-x)))
+
+
+def mean(values):
+    return sum(values) / len(values)
+
+
+def test_minimax():
+    # D minimises -[log D(x) + log(1 - D(G(z)))]; G minimises log(1 - D(G(z))).
+    expected_d = -mean([log_sigmoid(1.0), log_sigmoid(-2.0)]) - mean(
+        [log_one_minus_sigmoid(0.5), log_one_minus_sigmoid(-1.0)]
+    )
+    assert d_loss(Minimax())["loss"].item() == pytest.approx(expected_d, rel=1e-6)
+    assert expected_d == pytest.approx(1.863764, abs=1e-6)
+    expected_g = mean([log_one_minus_sigmoid(0.5), log_one_minus_sigmoid(-1.0)])
+    assert g_loss(Minimax()) == pytest.approx(expected_g, rel=1e-6)
+
+
+def test_nonsaturating():
+    assert d_loss(NonSaturating())["loss"].item() == pytest.approx(1.863764, abs=1e-6)
+    expected_g = -mean([log_sigmoid(0.5), log_sigmoid(-1.0)])
+    assert g_loss(NonSaturating()) == pytest.approx(expected_g, rel=1e-6)
+    assert expected_g == pytest.approx(0.893669, abs=1e-6)
+
+
+def test_minimax_saturates_where_nonsaturating_does_not():
+    # A confident D (fake logit -10): the minimax G gradient vanishes, the other does not.
+    f = torch.tensor([-10.0], requires_grad=True)
+    Minimax().generator_loss(identity, f)["loss"].backward()
+    g_minimax = f.grad.abs().item()
+    f.grad = None
+    NonSaturating().generator_loss(identity, f)["loss"].backward()
+    assert g_minimax < 1e-4 < 0.99 < f.grad.abs().item()
+
+
+def test_log_losses_are_finite_for_extreme_logits():
+    big = torch.tensor([100.0, -100.0])
+    for loss in (Minimax(), NonSaturating()):
+        assert torch.isfinite(loss.discriminator_loss(identity, big, -big)["loss"])
+        assert torch.isfinite(loss.generator_loss(identity, big)["loss"])
+
+
+def test_lsgan():
+    # 0.5 * (mean((r - 1)^2) + mean(f^2)) = 0.5 * (4.5 + 0.625); G: 0.5 * mean((f - 1)^2)
+    assert d_loss(LeastSquares())["loss"].item() == pytest.approx(2.5625)
+    assert g_loss(LeastSquares()) == pytest.approx(1.0625)
+
+
+def test_hinge():
+    # mean(relu(1 - r)) + mean(relu(1 + f)) = 1.5 + 0.75; G: -mean(f)
+    assert d_loss(Hinge())["loss"].item() == pytest.approx(2.25)
+    assert g_loss(Hinge()) == pytest.approx(0.25)
+
+
+def test_wasserstein_terms_and_mean_logits():
+    terms = d_loss(Wasserstein())
+    assert terms["loss"].item() == pytest.approx(0.25)  # mean(f) - mean(r)
+    assert terms["wasserstein"].item() == pytest.approx(-0.25)  # mean(r) - mean(f)
+    assert terms["d_real"].item() == pytest.approx(-0.5)
+    assert terms["d_fake"].item() == pytest.approx(-0.25)
+    assert g_loss(Wasserstein()) == pytest.approx(0.25)
+
+
+def test_weight_clipping():
+    d = nn.Linear(4, 1)
+    with torch.no_grad():
+        d.weight.fill_(0.5)
+        d.bias.fill_(-0.3)
+    Wasserstein(clip=0.01).after_discriminator_step(d)
+    assert d.weight.max().item() == pytest.approx(0.01)
+    assert d.bias.min().item() == pytest.approx(-0.01)
+
+
+def linear_critic(w: torch.Tensor):
+    return lambda x: x.flatten(1) @ w
+
+
+@pytest.mark.parametrize("shape", [(2,), (1, 4, 4)])
+def test_gradient_penalty_of_linear_critic(shape):
+    # D(x) = w.x has gradient w everywhere, so the penalty is (|w| - 1)^2.
+    torch.manual_seed(0)
+    n = math.prod(shape)
+    w = torch.zeros(n)
+    w[0], w[-1] = 3.0, 4.0  # |w| = 5
+    real, fake = torch.randn(8, *shape), torch.randn(8, *shape)
+    assert gradient_penalty(linear_critic(w), real, fake).item() == pytest.approx(16.0)
+
+
+def test_gradient_penalty_is_per_sample():
+    # D(x) = 0.5 * |x|^2 has gradient x; with real == fake == x_i, x_hat = x_i and the
+    # penalty is mean_i (|x_i| - 1)^2 -- not (|mean gradient| - 1)^2.
+    x = torch.tensor([[3.0, 4.0], [0.0, 0.5]])
+    gp = gradient_penalty(lambda v: 0.5 * v.pow(2).sum(1), x, x)
+    assert gp.item() == pytest.approx(((5 - 1) ** 2 + (0.5 - 1) ** 2) / 2)
+
+
+def test_wgan_gp_discriminator_loss_adds_weighted_penalty():
+    w = torch.tensor([3.0, 4.0])
+    real, fake = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    terms = WassersteinGP(gp_weight=10.0).discriminator_loss(linear_critic(w), real, fake)
+    assert terms["gradient_penalty"].item() == pytest.approx(16.0)
+    assert terms["loss"].item() == pytest.approx((4.0 - 3.0) + 10.0 * 16.0)
+
+
+def test_gradient_penalty_backpropagates_into_the_critic():
+    w = torch.tensor([3.0, 4.0], requires_grad=True)
+    gradient_penalty(linear_critic(w), torch.randn(4, 2), torch.randn(4, 2)).backward()
+    # d/dw (|w| - 1)^2 = 2 (|w| - 1) w / |w| = 1.6 w
+    assert torch.allclose(w.grad, 1.6 * w.detach())
