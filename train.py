@@ -15,7 +15,7 @@ def main(cfg: DictConfig) -> float | None:
         metrics = train(cfg)
     except GanlabError as err:
         print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(getattr(err, "exit_code", 2))  # 128 + signum after SIGTERM / SIGINT
     return metrics.get(cfg.get("optimized_metric") or "", None)
 
 

@@ -23,8 +23,12 @@ TINY = {
         "model.discriminator.width=8",
         "model.latent_dim=8",
         "data.image_size=16",
+        "evaluation.num_samples=400",
+        "evaluation.kid_subset_size=100",
     ],
 }
+# One cache of classifiers and reference statistics for the whole session (see data_dir).
+_DATA_DIR: list[Path] = []
 QUIET = [
     "trainer.accelerator=cpu",
     "trainer.enable_progress_bar=false",
@@ -40,8 +44,17 @@ def compose_config(output_dir: Path, overrides: list[str] = (), tiny: bool = Tru
     with initialize_config_dir(str(CONF), version_base="1.3"):
         return compose(
             "train",
-            overrides=[f"paths.output_dir={output_dir}", *QUIET, *extra, *overrides],
+            overrides=[f"paths.output_dir={output_dir}", f"paths.data_dir={_DATA_DIR[0]}",
+                       *QUIET, *extra, *overrides],
         )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_dir(tmp_path_factory) -> Path:
+    """A session-wide ``paths.data_dir``: the evaluation classifier is trained once."""
+    if not _DATA_DIR:
+        _DATA_DIR.append(tmp_path_factory.mktemp("data"))
+    return _DATA_DIR[0]
 
 
 @pytest.fixture

@@ -147,3 +147,35 @@ def test_gradient_penalty_backpropagates_into_the_critic():
     gradient_penalty(linear_critic(w), torch.randn(4, 2), torch.randn(4, 2)).backward()
     # d/dw (|w| - 1)^2 = 2 (|w| - 1) w / |w| = 1.6 w
     assert torch.allclose(w.grad, 1.6 * w.detach())
+
+
+def test_one_sided_label_smoothing():
+    # Real target 0.9: 0.9 * -log sigmoid(r) + 0.1 * -log(1 - sigmoid(r)), fakes unchanged.
+    real_term = 0.9 * -mean([log_sigmoid(1.0), log_sigmoid(-2.0)]) + 0.1 * -mean(
+        [log_one_minus_sigmoid(1.0), log_one_minus_sigmoid(-2.0)]
+    )
+    fake_term = -mean([log_one_minus_sigmoid(0.5), log_one_minus_sigmoid(-1.0)])
+    smoothed = NonSaturating(label_smoothing=0.1).discriminator_loss(identity, REAL, FAKE)
+    assert smoothed["loss"].item() == pytest.approx(real_term + fake_term, rel=1e-6)
+    # LSGAN: 0.5 * (mean((r - 0.9)^2) + mean(f^2)) = 0.5 * ((0.01 + 8.41) / 2 + 0.625)
+    ls = LeastSquares(label_smoothing=0.1).discriminator_loss(identity, REAL, FAKE)
+    assert ls["loss"].item() == pytest.approx(0.5 * (4.21 + 0.625))
+
+
+def test_instance_noise_reaches_d_and_anneals():
+    seen = []
+
+    def critic(x):
+        seen.append(x.clone())
+        return x.sum(1)
+
+    x = torch.zeros(1000, 2)
+    loss = Hinge(instance_noise=0.5, noise_anneal_steps=100)
+    loss.discriminator_loss(critic, x, x)
+    assert seen[0].std().item() == pytest.approx(0.5, rel=0.1)
+    assert seen[1].std().item() == pytest.approx(0.5, rel=0.1)
+    loss.step = 50
+    assert loss.noise_std() == pytest.approx(0.25)
+    loss.step = 150
+    loss.generator_loss(critic, x)
+    assert torch.equal(seen[-1], x)  # annealed away

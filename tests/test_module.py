@@ -12,7 +12,8 @@ class RecordingLoss(NonSaturating):
 
     last: "RecordingLoss | None" = None
 
-    def __init__(self) -> None:
+    def __init__(self, **options) -> None:
+        super().__init__(**options)  # the loss config's label_smoothing, instance_noise, ...
         self.events: list[tuple[str, object]] = []
         RecordingLoss.last = self
 

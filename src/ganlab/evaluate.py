@@ -1,32 +1,254 @@
-"""Final evaluation of a trained generator, written to metrics.json under ``metrics/``."""
+"""Evaluation of a generator: the same code at the end of training, during training
+(EvaluationCallback) and from a checkpoint:
+
+    python -m ganlab.evaluate checkpoint=PATH [num_samples=N] [data_dir=DIR] [device=cpu]
+
+Every result carries its protocol (``protocol/*`` keys): feature network and checksum,
+numbers of real and generated samples, reference split, step, seed, EMA or not.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 
+from ganlab.errors import GanlabError
 from ganlab.metrics.mixture import mode_coverage
+from ganlab.sample import generate, load_checkpoint, load_generator
+
+log = logging.getLogger(__name__)
+
+# Which way is better, for best.ckpt and for sweepers.
+LOWER_IS_BETTER = {"fid", "kid_mean", "reverse_kl", "class_kl"}
+HIGHER_IS_BETTER = {
+    "modes", "hq_fraction", "is_mean", "precision", "recall", "classes_generated", "class_accuracy"
+}
 
 
-@torch.no_grad()
-def generate_samples(module: Any, n: int, seed: int, batch_size: int = 1024) -> torch.Tensor:
-    """n samples from G (eval mode) for a fixed seed, on the CPU."""
-    g = torch.Generator().manual_seed(seed)
-    out = [
-        module.generate(torch.randn(min(batch_size, n - i), module.latent_dim, generator=g))
-        for i in range(0, n, batch_size)
-    ]
-    return torch.cat(out).cpu()
+def metric_mode(name: str) -> str:
+    """'min' or 'max' for a metric name such as ``metrics/fid``."""
+    short = name.split("/")[-1]
+    if short in LOWER_IS_BETTER:
+        return "min"
+    if short in HIGHER_IS_BETTER:
+        return "max"
+    known = ", ".join(sorted(LOWER_IS_BETTER | HIGHER_IS_BETTER))
+    raise GanlabError(f"unknown metric {name!r}; known metrics: {known}")
 
 
-def final_metrics(module: Any, datamodule: Any, cfg: DictConfig) -> dict[str, float]:
-    """Metrics of the final generator; mode coverage for the 2-D Gaussian mixtures."""
-    eval_cfg = cfg.get("evaluation") or {}
-    n = int(eval_cfg.get("num_samples", 2500))
-    if hasattr(datamodule, "centers"):
-        samples = datamodule.denormalize(generate_samples(module, n, seed=cfg.seed))
-        cov = mode_coverage(samples, datamodule.centers, datamodule.std)
-        return {f"metrics/{k}": float(v) for k, v in cov.items()}
-    return {}
+@dataclass
+class Evaluator:
+    """Metrics of generated samples against one data set, with cached references.
+
+    2-D Gaussian mixtures get mode coverage (VEEGAN / PacGAN); images get FID, KID, IS and
+    precision/recall on the configured feature network, plus class coverage with ganlab's
+    classifier. The feature network and the real statistics are built on first use and
+    cached under ``cache_dir`` (the classifier in ``classifiers/``, statistics in
+    ``reference/``).
+    """
+
+    cfg: DictConfig  # the `evaluation` node
+    datamodule: Any
+    cache_dir: Path
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self._net = None
+        self._stats = None
+        self.num_samples = int(self.cfg.get("num_samples", 2500))
+        if self.num_samples < 2:
+            raise GanlabError(f"evaluation.num_samples={self.num_samples} must be >= 2")
+
+    @property
+    def is_mixture(self) -> bool:
+        return hasattr(self.datamodule, "centers")
+
+    def _prepare_images(self) -> None:
+        from ganlab.classifier import load_or_train_classifier
+        from ganlab.metrics.features import build_feature_net
+        from ganlab.metrics.reference import load_or_compute_reference_stats
+
+        name = self.cfg.get("feature_net") or "classifier"
+        classifier = None
+        if name == "classifier":
+            model, accuracy, path = load_or_train_classifier(
+                OmegaConf.create({}), self.datamodule, self.cache_dir / "classifiers")
+            log.info("evaluation classifier %s: held-out accuracy %.4f", path, accuracy)
+            classifier = model
+        self._net = build_feature_net(name, weights_path=self.cfg.get("weights_path"),
+                                      classifier=classifier).eval()
+        split = str(self.cfg.get("reference_split", "train"))
+        real, _ = self.datamodule.tensors(split)
+        self._stats = load_or_compute_reference_stats(
+            real, self._net, self.cache_dir / "reference",
+            data=getattr(self.datamodule, "name", "data"), split=split)
+
+    def evaluate_generator(self, generator: torch.nn.Module, latent_dim: int, step: int,
+                           ema: bool = False) -> dict[str, Any]:
+        """Metrics of ``generator``'s samples for this evaluator's seed. A conditional G is
+        asked for every class in turn, and the classifier's agreement with the requested
+        class is reported as ``metrics/class_accuracy``."""
+        k = getattr(generator, "num_classes", None)
+        labels = None if not k else torch.arange(self.num_samples) % k
+        return self(lambda n: generate(generator, latent_dim, n, self.seed,
+                                       labels=None if labels is None else labels[:n]),
+                    step=step, ema=ema, labels=labels)
+
+    def __call__(self, samples: Callable[[int], torch.Tensor], step: int,
+                 ema: bool = False, labels: torch.Tensor | None = None) -> dict[str, Any]:
+        """Evaluate ``samples(n)`` (model-space samples) and return flat, prefixed metrics;
+        ``labels``: the classes a conditional G was asked for."""
+        protocol: dict[str, Any] = {"step": step, "seed": self.seed, "ema": ema}
+        if getattr(self.datamodule, "stacked_digits", False):
+            metrics, proto = self._stacked_modes(samples(self.num_samples))
+            protocol |= proto
+        elif self.is_mixture:
+            fake = self.datamodule.denormalize(samples(self.num_samples))
+            metrics = mode_coverage(fake, self.datamodule.centers, self.datamodule.std)
+            protocol |= {"num_fake": self.num_samples, "threshold_std": 3.0}
+        else:
+            from ganlab.metrics.fidelity import image_metrics
+
+            if self._net is None:
+                self._prepare_images()
+            kid_subset = int(self.cfg.get("kid_subset_size", 1000))
+            fake = samples(self.num_samples)
+            metrics, proto = image_metrics(
+                self._stats, fake, self._net,
+                split=str(self.cfg.get("reference_split", "train")),
+                kid_subset_size=kid_subset, k=int(self.cfg.get("precision_recall_k", 3)),
+                seed=self.seed)
+            protocol |= proto
+            if labels is not None and self._net.class_coverage:
+                from ganlab.metrics.features import extract
+
+                _, logits = extract(self._net, fake)
+                metrics["class_accuracy"] = (logits.argmax(1) == labels).double().mean().item()
+        out = {f"metrics/{k}": float(v) for k, v in metrics.items()}
+        out |= {f"protocol/{k}": v for k, v in protocol.items()}
+        return out
+
+
+    def _stacked_modes(self, fake: torch.Tensor) -> tuple[dict[str, float], dict[str, Any]]:
+        """Stacked MNIST: classify each channel with the MNIST classifier; a mode is a digit
+        triple. Modes hit and KL(mode histogram || uniform over 1,000), as in VEEGAN sec. 5.2
+        and PacGAN sec. 5.2 (26,000 samples there)."""
+        from ganlab.classifier import load_or_train_classifier, predict
+
+        if self._net is None:
+            mnist = self.datamodule.mnist()
+            mnist.setup()
+            self._net, accuracy, path = load_or_train_classifier(
+                OmegaConf.create({}), mnist, self.cache_dir / "classifiers")
+            log.info("stacked MNIST channel classifier %s: held-out accuracy %.4f", path, accuracy)
+            self._accuracy = accuracy
+        digits = [predict(self._net, fake[:, c : c + 1]).cpu() for c in range(3)]  # 3 x (N,)
+        modes = 100 * digits[0] + 10 * digits[1] + digits[2]  # (N,)
+        p = torch.bincount(modes, minlength=1000).double() / len(modes)
+        kl = float((p[p > 0] * (p[p > 0] * 1000).log()).sum())
+        metrics = {"modes": int((p > 0).sum()), "reverse_kl": kl}
+        proto = {"feature_net": "mnist_classifier", "classifier_accuracy": self._accuracy,
+                 "num_fake": len(fake)}
+        return metrics, proto
+
+
+def build_evaluator(cfg: DictConfig, datamodule: Any) -> Evaluator | None:
+    """The run's evaluator, or None with ``evaluation=none`` or when nothing applies."""
+    eval_cfg = cfg.get("evaluation")
+    if not eval_cfg:
+        return None
+    labelled = getattr(datamodule, "num_classes", None) is not None
+    if (not hasattr(datamodule, "centers") and not labelled
+            and (eval_cfg.get("feature_net") or "classifier") == "classifier"):
+        log.warning("no image metrics: %s has no labels for the classifier; use "
+                    "evaluation=inception", getattr(datamodule, "name", "this data set"))
+        return None
+    return Evaluator(eval_cfg, datamodule, Path(cfg.paths.data_dir), seed=int(cfg.seed))
+
+
+def final_metrics(module: Any, datamodule: Any, cfg: DictConfig) -> dict[str, Any]:
+    """Metrics of the trained generator (EMA weights when the module has them)."""
+    evaluator = build_evaluator(cfg, datamodule)
+    if evaluator is None:
+        return {}
+    generator, ema = module.eval_generator()
+    return evaluator.evaluate_generator(generator, module.latent_dim, module.g_steps, ema)
+
+
+# -- the command --------------------------------------------------------------------------
+
+def _parse(argv: list[str]) -> DictConfig:
+    allowed = {"checkpoint", "num_samples", "data_dir", "device", "feature_net", "weights_path"}
+    bad = [a for a in argv if "=" not in a or a.split("=", 1)[0] not in allowed]
+    if bad:
+        raise GanlabError(f"argument {bad[0]!r} is not one of {', '.join(sorted(allowed))} "
+                          "as key=value")
+    args = OmegaConf.from_dotlist(argv)
+    if "checkpoint" not in args:
+        raise GanlabError("checkpoint=PATH is required")
+    return args
+
+
+def evaluate_checkpoint(argv: list[str]) -> tuple[dict[str, Any], Path]:
+    args = _parse(argv)
+    ckpt_path = Path(str(args.checkpoint))
+    ckpt = load_checkpoint(ckpt_path)
+    generator, config = load_generator(ckpt)
+    cfg = OmegaConf.create(config)
+    if not str(cfg.data.get("_target_", "")).startswith("ganlab."):
+        raise GanlabError(f"checkpoint data target {cfg.data.get('_target_')!r} is not ganlab's")
+    eval_node = cfg.get("evaluation") or OmegaConf.create({"feature_net": "classifier"})
+    for key in ("num_samples", "feature_net", "weights_path"):
+        if key in args:
+            eval_node[key] = args[key]
+    num = eval_node.get("num_samples", 2500)
+    if not isinstance(num, int) or isinstance(num, bool) or num < 2:
+        raise GanlabError(f"num_samples={num!r} must be an integer >= 2")
+    cfg.evaluation = eval_node
+    if "data_dir" in args:
+        cfg.paths.data_dir = str(args.data_dir)
+    generator = generator.to(str(args.get("device", "cpu")))
+    datamodule = instantiate(cfg.data)
+    datamodule.setup()
+    evaluator = build_evaluator(cfg, datamodule)
+    if evaluator is None:
+        raise GanlabError("no metric applies to this checkpoint's data; use feature_net=inception")
+    uses_ema = any(k.startswith("generator_ema.") for k in ckpt["state_dict"])
+    metrics = evaluator.evaluate_generator(generator, int(cfg.model.latent_dim),
+                                           int(ckpt["ganlab"].get("g_steps", 0)), uses_ema)
+    out = ckpt_path.with_suffix(".metrics.json")
+    try:
+        out.write_text(json.dumps(metrics, indent=2) + "\n")
+    except OSError as err:
+        raise GanlabError(f"cannot write {out}: {err.strerror}") from None
+    return metrics, out
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Progress to stdout, so that stderr holds nothing but a one-line error; force: a fresh
+    # handler on the current stream at every call.
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
+    try:
+        metrics, out = evaluate_checkpoint(sys.argv[1:] if argv is None else argv)
+    except GanlabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for key, value in metrics.items():
+        shown = f"{value:.6g}" if isinstance(value, float) and math.isfinite(value) else value
+        print(f"{key:32s} {shown}")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -27,17 +27,38 @@ def _logits(critic: Critic, x: Tensor) -> Tensor:
 
 
 class GANLoss:
-    """Base: evaluates D on real and fake samples and delegates the math to subclasses."""
+    """Base: evaluates D on real and fake samples and delegates the math to subclasses.
+
+    ``instance_noise``: std of Gaussian noise added to every sample D sees, real and fake
+    (Sønderby et al. 2017; Arjovsky and Bottou 2017), so the two distributions overlap and
+    D's gradients do not vanish; decayed linearly to 0 over ``noise_anneal_steps``
+    generator steps (0: constant). The module keeps ``step`` up to date.
+    """
+
+    def __init__(self, instance_noise: float = 0.0, noise_anneal_steps: int = 0) -> None:
+        self.instance_noise = instance_noise
+        self.noise_anneal_steps = noise_anneal_steps
+        self.step = 0
+
+    def noise_std(self) -> float:
+        if self.noise_anneal_steps > 0:
+            return self.instance_noise * max(0.0, 1.0 - self.step / self.noise_anneal_steps)
+        return self.instance_noise
+
+    def _noisy(self, x: Tensor) -> Tensor:
+        std = self.noise_std()
+        return x + std * torch.randn_like(x) if std > 0 else x
 
     def discriminator_loss(self, critic: Critic, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
-        d_real, d_fake = _logits(critic, real), _logits(critic, fake)
+        d_real = _logits(critic, self._noisy(real))
+        d_fake = _logits(critic, self._noisy(fake))
         terms = {"loss": self.d_objective(d_real, d_fake)}
         terms["d_real"] = d_real.detach().mean()
         terms["d_fake"] = d_fake.detach().mean()
         return terms
 
     def generator_loss(self, critic: Critic, fake: Tensor) -> dict[str, Tensor]:
-        return {"loss": self.g_objective(_logits(critic, fake))}
+        return {"loss": self.g_objective(_logits(critic, self._noisy(fake)))}
 
     def d_objective(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
         raise NotImplementedError
@@ -54,10 +75,21 @@ class Minimax(GANLoss):
     """The original saturating game (Goodfellow et al. 2014, eq. 1).
 
     D maximises log D(x) + log(1 - D(G(z))); G minimises log(1 - D(G(z))).
+    ``label_smoothing`` eps: one-sided, D's target for real samples is 1 - eps
+    (Salimans et al. 2016, sec. 3.4); fakes keep target 0.
     """
 
+    def __init__(self, label_smoothing: float = 0.0, **noise: float) -> None:
+        super().__init__(**noise)
+        self.label_smoothing = label_smoothing
+
     def d_objective(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
-        return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+        # BCE with target t on logit r: t * softplus(-r) + (1 - t) * softplus(r).
+        eps = self.label_smoothing
+        real = F.softplus(-d_real).mean()
+        if eps:
+            real = (1 - eps) * real + eps * F.softplus(d_real).mean()
+        return real + F.softplus(d_fake).mean()
 
     def g_objective(self, d_fake: Tensor) -> Tensor:
         # log(1 - sigmoid(f)) = -softplus(f): its gradient vanishes when D rejects fakes.
@@ -72,10 +104,16 @@ class NonSaturating(Minimax):
 
 
 class LeastSquares(GANLoss):
-    """LSGAN (Mao et al. 2017, eq. 2) with a = 0, b = c = 1."""
+    """LSGAN (Mao et al. 2017, eq. 2) with a = 0, b = c = 1; ``label_smoothing`` eps sets
+    the real target b to 1 - eps."""
+
+    def __init__(self, label_smoothing: float = 0.0, **noise: float) -> None:
+        super().__init__(**noise)
+        self.label_smoothing = label_smoothing
 
     def d_objective(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
-        return 0.5 * ((d_real - 1).pow(2).mean() + d_fake.pow(2).mean())
+        target = 1 - self.label_smoothing
+        return 0.5 * ((d_real - target).pow(2).mean() + d_fake.pow(2).mean())
 
     def g_objective(self, d_fake: Tensor) -> Tensor:
         return 0.5 * (d_fake - 1).pow(2).mean()
@@ -94,7 +132,8 @@ class Hinge(GANLoss):
 class Wasserstein(GANLoss):
     """WGAN critic with weight clipping (Arjovsky et al. 2017, algorithm 1)."""
 
-    def __init__(self, clip: float | None = 0.01) -> None:
+    def __init__(self, clip: float | None = 0.01, **noise: float) -> None:
+        super().__init__(**noise)
         self.clip = clip
 
     def d_objective(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
@@ -137,8 +176,8 @@ def gradient_penalty(critic: Critic, real: Tensor, fake: Tensor) -> Tensor:
 class WassersteinGP(Wasserstein):
     """WGAN-GP (Gulrajani et al. 2017, algorithm 1): the critic is penalised, not clipped."""
 
-    def __init__(self, gp_weight: float = 10.0) -> None:
-        super().__init__(clip=None)
+    def __init__(self, gp_weight: float = 10.0, **noise: float) -> None:
+        super().__init__(clip=None, **noise)
         self.gp_weight = gp_weight
 
     def discriminator_loss(self, critic: Critic, real: Tensor, fake: Tensor) -> dict[str, Tensor]:

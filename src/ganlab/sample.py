@@ -13,6 +13,8 @@ data only (the composed config included), so loading a downloaded checkpoint run
 from __future__ import annotations
 
 import sys
+import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,9 @@ class SampleArgs:
     seed: int = 0
     batch_size: int = 1024
     device: str = "cpu"
+    labels: list[int] | None = None  # conditional models: one class per sample
+    class_id: int | None = None  # conditional models: every sample of this class
+    interpolate: int = 0  # > 1: num_samples spherical latent paths of this many steps
 
 
 def parse_args(argv: list[str]) -> SampleArgs:
@@ -43,7 +48,7 @@ def parse_args(argv: list[str]) -> SampleArgs:
     if bad:
         raise GanlabError(
             f"argument {bad[0]!r} is not key=value; keys: checkpoint, num_samples, "
-            "output, seed, batch_size, device"
+            "output, seed, batch_size, device, labels, class_id, interpolate"
         )
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(SampleArgs), OmegaConf.from_dotlist(argv))
@@ -57,21 +62,44 @@ def parse_args(argv: list[str]) -> SampleArgs:
         raise GanlabError(f"num_samples={args.num_samples} must be >= 1")
     if args.batch_size < 1:
         raise GanlabError(f"batch_size={args.batch_size} must be >= 1")
+    try:
+        torch.empty(0, device=args.device)
+    except (RuntimeError, AssertionError) as err:  # unknown type, or not built/present here
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise GanlabError(f"device={args.device!r} cannot be used: {first}") from None
     return args
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A ganlab checkpoint as plain data; GanlabError for anything else."""
+def load_checkpoint(
+    path: str | Path, key: str = "checkpoint", mmap: bool = False
+) -> dict[str, Any]:
+    """A ganlab checkpoint as plain data; GanlabError (naming ``key=path``) for anything else.
+
+    ``mmap=True`` maps the tensors instead of reading them, for a cheap look at shapes.
+    """
     path = Path(path)
     if not path.is_file():
-        raise GanlabError(f"checkpoint={path}: no such file")
+        raise GanlabError(f"{key}={path}: no such file")
+    complete = zipfile.is_zipfile(path)  # what torch.save writes; a truncated copy is not one
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated, corrupt, or holding pickled objects
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise GanlabError(f"checkpoint={path} cannot be read safely: {first}") from None
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and complete)
+    except Exception as err:
+        text = str(err)
+        if "Weights only load failed" in text:  # it pickles objects: loading would run code
+            found = [ln.strip() for ln in text.splitlines() if "unsupported" in ln.lower()]
+            raise GanlabError(
+                f"{key}={path} holds Python objects, not only tensors and plain data, so it "
+                f"is not loaded (loading it could run code){': ' + found[0] if found else ''}"
+            ) from None
+        if not complete:
+            raise GanlabError(
+                f"{key}={path} cannot be read: it is truncated, or not a checkpoint "
+                "(not a complete zip archive as torch.save writes)"
+            ) from None
+        first = text.strip().splitlines()[0].split(". ")[0] if text.strip() else type(err).__name__
+        raise GanlabError(f"{key}={path} cannot be read: it is corrupt ({first})") from None
     if not isinstance(ckpt, dict) or "ganlab" not in ckpt or "state_dict" not in ckpt:
-        raise GanlabError(f"checkpoint={path} is not a ganlab checkpoint (no 'ganlab' section)")
+        raise GanlabError(f"{key}={path} is not a ganlab checkpoint (no 'ganlab' section)")
     return ckpt
 
 
@@ -110,16 +138,55 @@ def generate(
     n: int,
     seed: int,
     batch_size: int = 1024,
-    device: str = "cpu",
+    labels: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """n samples for a fixed seed, generated in batches, returned on the CPU."""
-    generator = generator.to(device)
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for i in range(0, n, batch_size):
-        z = torch.randn(min(batch_size, n - i), latent_dim, generator=g)
-        out.append(generator(z.to(device)).float().cpu())
+    """n samples for a fixed seed (or for the given latents ``z``), in batches on G's device
+    with G in eval mode (its mode is restored after), returned on the CPU. ``labels`` (n,)
+    for a conditional G."""
+    device = next(generator.parameters()).device
+    was_training = generator.training
+    generator.eval()
+    if z is None:
+        z = torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(seed))
+    try:
+        out = []
+        for i in range(0, n, batch_size):
+            args = [z[i : i + batch_size].to(device)]
+            if labels is not None:
+                args.append(labels[i : i + batch_size].to(device))
+            out.append(generator(*args).float().cpu())
+    finally:
+        generator.train(was_training)
     return torch.cat(out)
+
+
+def sample_labels(args: SampleArgs, num_classes: int | None, n: int) -> torch.Tensor | None:
+    """The labels to sample: given, one class, or a balanced sweep (class-sorted rows)."""
+    if num_classes is None:
+        if args.labels is not None or args.class_id is not None:
+            raise GanlabError("labels/class_id need a conditional model; this one is not")
+        return None
+    if args.labels is not None:
+        labels = torch.tensor(args.labels, dtype=torch.long)
+    elif args.class_id is not None:
+        labels = torch.full((n,), args.class_id, dtype=torch.long)
+    else:
+        labels = torch.arange(n) * num_classes // n  # 0 0 .. 1 1 .. : one class per row
+    bad = [int(v) for v in labels if not 0 <= v < num_classes]
+    if bad:
+        raise GanlabError(
+            f"class {bad[0]} does not exist: this model has classes 0..{num_classes - 1}"
+        )
+    return labels
+
+
+def interpolation_latents(n: int, steps: int, latent_dim: int, seed: int) -> torch.Tensor:
+    """n spherical paths of ``steps`` latents between random pairs: (n * steps, latent_dim)."""
+    from ganlab.latent import slerp
+
+    ends = torch.randn(2 * n, latent_dim, generator=torch.Generator().manual_seed(seed))
+    return torch.cat([slerp(ends[2 * i], ends[2 * i + 1], steps) for i in range(n)])
 
 
 def to_data_space(samples: torch.Tensor, config: dict[str, Any]) -> torch.Tensor:
@@ -129,15 +196,37 @@ def to_data_space(samples: torch.Tensor, config: dict[str, Any]) -> torch.Tensor
     return samples
 
 
-def write_output(samples: torch.Tensor, output: str | Path) -> Path:
+def check_output(output: str | Path) -> Path:
+    """The output path, checked before any work: suffix, directory, writable."""
     output = Path(output)
     if output.suffix not in (".npz", ".png"):
         raise GanlabError(f"output={output}: the file name must end in .npz or .png")
     if not output.parent.is_dir():
         raise GanlabError(f"output={output}: directory {output.parent} does not exist")
+    if output.is_dir():
+        raise GanlabError(f"output={output} is a directory; give a file name")
+    try:  # an unnamed temporary file: nothing is left behind, an existing file is untouched
+        tempfile.TemporaryFile(dir=output.parent).close()
+    except OSError as err:
+        raise GanlabError(
+            f"output={output}: cannot write in {output.parent}: {err.strerror}"
+        ) from None
+    return output
+
+
+def write_output(
+    samples: torch.Tensor,
+    output: str | Path,
+    labels: torch.Tensor | None = None,
+    nrow: int | None = None,
+) -> Path:
+    output = check_output(output)
     try:
         if output.suffix == ".npz":
-            np.savez(output, samples=samples.numpy().astype(np.float32))
+            arrays = {"samples": samples.numpy().astype(np.float32)}
+            if labels is not None:
+                arrays["labels"] = labels.numpy().astype(np.int64)
+            np.savez(output, **arrays)
         elif samples.dim() == 2:
             from PIL import Image
 
@@ -149,25 +238,47 @@ def write_output(samples: torch.Tensor, output: str | Path) -> Path:
 
             from ganlab.callbacks.samples import image_grid
 
-            save_image(image_grid(samples, nrow=max(1, int(len(samples) ** 0.5))), output)
-    except PermissionError:
-        raise GanlabError(f"output={output}: permission denied") from None
+            nrow = nrow or max(1, int(len(samples) ** 0.5))
+            save_image(image_grid(samples, nrow=nrow), output)
+    except OSError as err:
+        raise GanlabError(f"output={output}: cannot write: {err.strerror or err}") from None
     return output
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
+        check_output(args.output)
         generator, config = load_generator(load_checkpoint(args.checkpoint))
         latent_dim = int(config["model"]["latent_dim"])
+        n, z, nrow = args.num_samples, None, None
+        if args.interpolate == 1 or args.interpolate < 0:
+            raise GanlabError(f"interpolate={args.interpolate} must be 0 (off) or >= 2 steps")
+        if args.labels is not None:
+            n = len(args.labels)
+        if args.interpolate:
+            z = interpolation_latents(n, args.interpolate, latent_dim, args.seed)
+            nrow = args.interpolate
+        labels = sample_labels(args, getattr(generator, "num_classes", None), n)
+        if labels is not None and args.interpolate:
+            labels = labels.repeat_interleave(args.interpolate)  # one class along each path
+        elif labels is not None and args.labels is None and args.class_id is None:
+            nrow = max(1, n // int(generator.num_classes))
+        total = n * max(1, args.interpolate)
         samples = generate(
-            generator, latent_dim, args.num_samples, args.seed, args.batch_size, args.device
+            generator.to(args.device),
+            latent_dim,
+            total,
+            args.seed,
+            args.batch_size,
+            labels=labels,
+            z=z,
         )
-        path = write_output(to_data_space(samples, config), args.output)
+        path = write_output(to_data_space(samples, config), args.output, labels, nrow)
     except GanlabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {args.num_samples} samples to {path}")
+    print(f"wrote {len(samples)} samples to {path}")
     return 0
 
 

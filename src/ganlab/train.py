@@ -4,56 +4,137 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
+from ganlab.callbacks.checkpoint import LastCheckpoint
+from ganlab.callbacks.interrupt import GracefulStop
 from ganlab.config import validate
+from ganlab.divergence import Diverged
 from ganlab.errors import GanlabError
 from ganlab.evaluate import final_metrics
+from ganlab.losses import WassersteinGP
 from ganlab.module import GAN
+from ganlab.preflight import resume_checkpoint
 
 log = logging.getLogger(__name__)
 
 
-def _named_nodes(cfg: DictConfig | None) -> list[Any]:
+def instantiate_node(node: Any, key: str, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` with its errors as one-line GanlabErrors naming ``key``.
+
+    Hydra wraps whatever the target raises; a GanlabError inside is passed on as it is.
+    """
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        while isinstance(cause, InstantiationException):
+            cause = cause.__cause__
+        if isinstance(cause, GanlabError):
+            raise cause from None
+        what = f"{type(cause).__name__}: {cause}" if cause else str(err)
+        raise GanlabError(f"{key} cannot be built: {' '.join(what.split())}") from None
+
+
+def _named_nodes(cfg: DictConfig | None, group: str) -> list[Any]:
     """Instantiate a dict of named ``_target_`` nodes (callbacks, loggers)."""
     if not cfg:
         return []
-    return [instantiate(node) for node in cfg.values() if node and "_target_" in node]
+    return [
+        instantiate_node(node, f"{group}.{name}")
+        for name, node in cfg.items()
+        if node and "_target_" in node
+    ]
 
 
-def resume_path(cfg: DictConfig) -> str | None:
-    """The checkpoint to resume from: ``ckpt_path`` if given, else the run's own last.ckpt."""
-    if cfg.get("ckpt_path"):
-        path = Path(cfg.ckpt_path)
-        if not path.is_file():
-            raise GanlabError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file")
-        return str(path)
-    own = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-    return str(own) if own.is_file() else None
+def apply_model_options(cfg: DictConfig, generator: nn.Module, discriminator: nn.Module) -> None:
+    """``model.channels_last`` and ``model.compile``, in place: state_dict keys do not change.
+
+    D stays eager under a gradient penalty (wgan_gp, a regularizer): differentiating D's
+    gradient is a double backward, which torch.compile does not support.
+    """
+    penalised = bool(cfg.get("regularizer")) or issubclass(
+        get_class(cfg.loss._target_), WassersteinGP
+    )
+    for net in (generator, discriminator):
+        if cfg.model.get("channels_last"):
+            net.to(memory_format=torch.channels_last)
+        if cfg.model.get("compile") and not (net is discriminator and penalised):
+            net.compile()
 
 
 def build_module(cfg: DictConfig) -> GAN:
     """G, D, loss and optimizers from the config (fails fast on sizes a model cannot make)."""
+    generator = instantiate_node(cfg.model.generator, "model.generator")
+    discriminator = instantiate_node(cfg.model.discriminator, "model.discriminator")
+    optimizers = {}
+    for name, net in (("generator", generator), ("discriminator", discriminator)):
+        optimizers[name] = instantiate_node(cfg.optimizer[name], f"optimizer.{name}")
+        try:  # the partial is called by Lightning later; any bad argument shows up now
+            optimizers[name](net.parameters())
+        except (TypeError, ValueError) as err:
+            raise GanlabError(f"optimizer.{name}: {' '.join(str(err).split())}") from None
+    apply_model_options(cfg, generator, discriminator)
     return GAN(
-        generator=instantiate(cfg.model.generator),
-        discriminator=instantiate(cfg.model.discriminator),
-        loss=instantiate(cfg.loss),
-        g_optimizer=instantiate(cfg.optimizer.generator),
-        d_optimizer=instantiate(cfg.optimizer.discriminator),
+        generator=generator,
+        discriminator=discriminator,
+        loss=instantiate_node(cfg.loss, "loss"),
+        g_optimizer=optimizers["generator"],
+        d_optimizer=optimizers["discriminator"],
         latent_dim=cfg.model.latent_dim,
         n_critic=cfg.n_critic,
         max_steps=cfg.trainer.max_steps,
         log_every_n_steps=cfg.trainer.log_every_n_steps,
         run_config=OmegaConf.to_container(cfg, resolve=True),
+        on_nonfinite=cfg.get("on_nonfinite", "stop"),
+        ema_half_life_kimg=float(cfg.get("ema", {}).get("half_life_kimg", 0.0)),
+        regularizer=instantiate_node(cfg.regularizer, "regularizer")
+        if cfg.get("regularizer")
+        else None,
+        augment=instantiate_node(cfg.augment, "augment") if cfg.get("augment") else None,
     )
+
+
+def _progress_bar(cfg: DictConfig, callbacks: list[Any]) -> list[Any]:
+    """Lightning's default bar redraws at every batch (~0.3 ms a step); this one every 10."""
+    wanted = cfg.trainer.get("enable_progress_bar", True) is not False
+    if not wanted or any(isinstance(cb, ProgressBar) for cb in callbacks):
+        return []
+    return [TQDMProgressBar(refresh_rate=10)]
+
+
+@contextmanager
+def cuda_check_without_nvml() -> Iterator[None]:
+    """Lift Lightning's PYTORCH_NVML_BASED_CUDA_CHECK=1 where no GPU is visible.
+
+    With it, every ``optimizer.step()`` asks NVML whether CUDA is available (a dlopen) as
+    long as CUDA is not initialised, i.e. on every CPU run: ~60 us a step. Where there is
+    no GPU, CUDA's own check is as safe and takes 2 us.
+    """
+    if torch.cuda.is_available():
+        yield
+        return
+    saved = os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = saved
 
 
 @dataclass
@@ -64,8 +145,11 @@ class FitResult:
     wall_time_s: float
 
 
-def fit(cfg: DictConfig) -> FitResult:
-    """Validate the config, build module, data and Trainer, and train (or resume)."""
+def fit(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> FitResult:
+    """Validate the config, build module, data and Trainer, and train (or resume).
+
+    ``extra_callbacks`` join the configured ones (the benchmark's clock, for one).
+    """
     validate(cfg)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -76,25 +160,41 @@ def fit(cfg: DictConfig) -> FitResult:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     module = build_module(cfg)
-    datamodule = instantiate(cfg.data)
+    datamodule = instantiate_node(cfg.data, "data")
     datamodule.batches_per_step = cfg.n_critic
-    ckpt_path = resume_path(cfg)
+    ckpt_path = resume_checkpoint(cfg, output_dir, module.state_dict())
 
+    # LastCheckpoint goes last, so that what it saves (the RNG states included) comes after
+    # every other callback's work at that step; GracefulStop after it.
+    callbacks = [*_named_nodes(cfg.get("callbacks"), "callbacks"), *extra_callbacks]
+    callbacks.sort(key=lambda cb: isinstance(cb, LastCheckpoint))
+    stop = GracefulStop()
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer_kwargs.pop("max_steps")
-    trainer = L.Trainer(
-        **trainer_kwargs,
-        max_steps=-1,  # the module stops after cfg.trainer.max_steps generator updates
-        max_epochs=-1,
-        logger=_named_nodes(cfg.get("logger")) or False,
-        callbacks=_named_nodes(cfg.get("callbacks")),
-        enable_checkpointing=False,  # checkpoints/last.ckpt is written by LastCheckpoint
-        default_root_dir=str(output_dir),
-    )
+    try:
+        trainer = L.Trainer(
+            **trainer_kwargs,
+            max_steps=-1,  # the module stops after cfg.trainer.max_steps generator updates
+            max_epochs=-1,
+            logger=_named_nodes(cfg.get("logger"), "logger") or False,
+            callbacks=[*_progress_bar(cfg, callbacks), *callbacks, stop],
+            enable_checkpointing=False,  # checkpoints/last.ckpt is written by LastCheckpoint
+            default_root_dir=str(output_dir),
+        )
+    except (MisconfigurationException, TypeError, ValueError) as err:
+        raise GanlabError(f"trainer: {' '.join(str(err).split())}") from None
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    with stop.handling_signals(), cuda_check_without_nvml():
+        try:
+            # weights_only: resuming runs no code from the checkpoint file either.
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        except Diverged as err:
+            kept = [cb.path for cb in callbacks if isinstance(cb, LastCheckpoint)]
+            if kept and kept[0].is_file():
+                raise Diverged(f"{err}; {kept[0]} holds the last good state") from None
+            raise
     return FitResult(module, trainer, datamodule, time.perf_counter() - start)
 
 

@@ -1,6 +1,7 @@
 """Lightning callbacks: sample grids and atomic last checkpoints."""
 
 from ganlab.callbacks.checkpoint import LastCheckpoint
+from ganlab.callbacks.evaluation import EvaluationCallback
 from ganlab.callbacks.samples import SampleGridCallback
 
-__all__ = ["LastCheckpoint", "SampleGridCallback"]
+__all__ = ["EvaluationCallback", "LastCheckpoint", "SampleGridCallback"]

@@ -9,6 +9,19 @@ from typing import Any
 import lightning as L
 
 
+def _fsync(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # e.g. directories on some network file systems
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 class LastCheckpoint(L.Callback):
     """Keeps one up-to-date ``last.ckpt``.
 
@@ -34,9 +47,11 @@ class LastCheckpoint(L.Callback):
         tmp = self.path.with_name(self.filename + ".tmp")
         if trainer.is_global_zero:
             self.dirpath.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(tmp)  # all ranks call it; rank 0 writes
+        trainer.save_checkpoint(tmp, weights_only=False)  # all ranks call it; rank 0 writes
         if trainer.is_global_zero:
+            _fsync(tmp)  # the bytes reach the disk before the name does: safe on power loss too
             os.replace(tmp, self.path)
+            _fsync(self.dirpath)
         trainer.strategy.barrier("last_checkpoint")
         self._saved_at = g_steps
 

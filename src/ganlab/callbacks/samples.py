@@ -13,6 +13,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
+from ganlab.latent import slerp
+
 
 def image_grid(images: Tensor, nrow: int = 8) -> Tensor:
     """(N, C, H, W) in [-1, 1] -> (C, H', W') grid in [0, 1]."""
@@ -65,6 +67,9 @@ class SampleGridCallback(L.Callback):
         self.num_points = num_points
         self.seed = seed
         self._z: Tensor | None = None
+        self._y: Tensor | None = None  # labels of a conditional model: one class per row
+        self._nrow = 8
+        self._strip: Tensor | None = None  # latent paths for the interpolation strip
         self._real: np.ndarray | None = None
         self._logged_step: int | None = None  # TensorBoard gets one picture per step
 
@@ -72,7 +77,17 @@ class SampleGridCallback(L.Callback):
         points = self._points(trainer)
         n = self.num_points if points else self.num_images
         g = torch.Generator().manual_seed(self.seed)
-        self._z = torch.randn(n, pl_module.latent_dim, generator=g)
+        k = getattr(pl_module, "num_classes", None)
+        if k and not points:
+            self._nrow = max(1, n // k)  # a row per class, the same z down each column
+            self._z = torch.randn(self._nrow, pl_module.latent_dim, generator=g).repeat(k, 1)
+            self._y = torch.arange(k).repeat_interleave(self._nrow)
+        else:
+            self._z = torch.randn(n, pl_module.latent_dim, generator=g)
+        if not points:
+            # 4 spherical paths of 8 steps between fixed pairs of latents.
+            ends = torch.randn(8, pl_module.latent_dim, generator=g)
+            self._strip = torch.cat([slerp(ends[2 * i], ends[2 * i + 1], 8) for i in range(4)])
         if points:
             real, _ = trainer.datamodule.tensors("train")
             self._real = trainer.datamodule.denormalize(real[: self.num_points]).numpy()
@@ -85,7 +100,7 @@ class SampleGridCallback(L.Callback):
     def render(self, trainer: L.Trainer, pl_module: Any, name: str) -> Path | None:
         if self._z is None:
             return None
-        fake = pl_module.generate(self._z).cpu()
+        fake = pl_module.generate(self._z, self._y).cpu()
         step = pl_module.g_steps
         path = self.dirpath / f"{name}.png"
         if not trainer.is_global_zero:
@@ -104,10 +119,13 @@ class SampleGridCallback(L.Callback):
             if tb is not None:
                 tb.experiment.add_image("samples/scatter", picture, step, dataformats="HWC")
         else:
-            grid = image_grid(fake)
+            grid = image_grid(fake, nrow=self._nrow)
             save_image(grid, path)
             if tb is not None:
                 tb.experiment.add_image("samples/grid", grid, step)
+                y = None if self._y is None else torch.zeros(len(self._strip), dtype=torch.long)
+                strip = pl_module.generate(self._strip, y).cpu()
+                tb.experiment.add_image("samples/interpolation", image_grid(strip, nrow=8), step)
         return path
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:

@@ -8,6 +8,7 @@ from ganlab.data.images import (
     TorchvisionDataModule,
 )
 from ganlab.data.mixtures import GaussianMixture, Grid, Ring
+from ganlab.data.stacked_mnist import StackedMNISTDataModule
 
 __all__ = [
     "DigitsDataModule",
@@ -17,5 +18,6 @@ __all__ = [
     "ImageDataModule",
     "ImageFolderDataModule",
     "Ring",
+    "StackedMNISTDataModule",
     "TorchvisionDataModule",
 ]

@@ -109,6 +109,9 @@ class GanDataModule(L.LightningDataModule, ABC):
         self._yielded = self._consumed = 0
         self._history.clear()
 
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        return batch  # drawn on the training device already; saves Lightning's walk over it
+
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         # Lightning calls this once per batch that reaches a training step.
         if self.trainer is not None and self.trainer.training:

@@ -61,7 +61,10 @@ class GaussianMixture(GanDataModule):
         self._check_shape(self.centers.shape[1:])
 
     def _draw(self, n: int, device: torch.device) -> Batch:
-        return self.sample(n, self._generator).to(device), None
+        x = self.sample(n, self._generator)  # (n, 2) on the CPU
+        if device.type == "cuda":  # from pageable memory the copy would wait for the GPU
+            x = x.pin_memory()
+        return x.to(device, non_blocking=True), None
 
     def _tensors(self, split: str) -> Batch:
         return self.sample(EVAL_SIZE, torch.Generator().manual_seed(_SPLIT_SEEDS[split])), None

@@ -2,5 +2,13 @@
 
 from ganlab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganlab.nets.mlp import MLPDiscriminator, MLPGenerator
+from ganlab.nets.sngan import SNGANDiscriminator, SNGANGenerator
 
-__all__ = ["DCGANDiscriminator", "DCGANGenerator", "MLPDiscriminator", "MLPGenerator"]
+__all__ = [
+    "DCGANDiscriminator",
+    "DCGANGenerator",
+    "MLPDiscriminator",
+    "MLPGenerator",
+    "SNGANDiscriminator",
+    "SNGANGenerator",
+]

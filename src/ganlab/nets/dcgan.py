@@ -8,9 +8,12 @@ supported when it is ``base * 2**k`` with base in 4..8 and k >= 1: 28 (7*4), 32 
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from ganlab.errors import GanlabError
+from ganlab.nets.conditional import Projection, check_conditioning, one_hot, with_label_channels
+from ganlab.nets.layers import MinibatchStd, apply_spectral_norm
 
 
 def dcgan_layout(image_size: int) -> tuple[int, int]:
@@ -37,15 +40,24 @@ def _init_weights(module: nn.Module) -> None:
 
 
 class DCGANGenerator(nn.Module):
-    """z (B, latent_dim) -> images (B, channels, image_size, image_size) in [-1, 1]."""
+    """z (B, latent_dim) [, labels (B,)] -> images (B, channels, image_size, image_size) in
+    [-1, 1]. With ``num_classes`` the one-hot label is concatenated to z (CGAN)."""
 
-    def __init__(self, latent_dim: int, channels: int, image_size: int, width: int = 64) -> None:
+    def __init__(
+        self,
+        latent_dim: int,
+        channels: int,
+        image_size: int,
+        width: int = 64,
+        num_classes: int | None = None,
+    ) -> None:
         super().__init__()
         base, ups = dcgan_layout(image_size)
-        self.latent_dim = latent_dim
+        self.latent_dim, self.num_classes = latent_dim, num_classes
         ch = width * 2 ** (ups - 1)
+        z_dim = latent_dim + (num_classes or 0)
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(latent_dim, ch, base, 1, 0, bias=False),  # (B, ch, base, base)
+            nn.ConvTranspose2d(z_dim, ch, base, 1, 0, bias=False),  # (B, ch, base, base)
             nn.BatchNorm2d(ch),
             nn.ReLU(True),
         ]
@@ -60,34 +72,71 @@ class DCGANGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
         self.apply(_init_weights)
 
-    def forward(self, z: Tensor) -> Tensor:
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        z = z.view(z.shape[0], -1)
+        if self.num_classes:
+            z = torch.cat([z, one_hot(y, self.num_classes, z)], dim=1)
         return self.net(z.view(z.shape[0], -1, 1, 1))
 
 
 class DCGANDiscriminator(nn.Module):
-    """images (B, channels, H, W) -> logits (B, 1); no sigmoid, the loss works on logits."""
+    """images (B, channels, H, W) -> logits (B, 1); no sigmoid, the loss works on logits.
+
+    ``spectral_norm``: every conv spectrally normalised and no BatchNorm (Miyato et al.
+    2018). ``batch_norm=false``: no BatchNorm, as a gradient-penalty critic needs
+    (Gulrajani et al. 2017, sec. 4: the penalty is per sample). ``minibatch_std``: group size of a minibatch-std channel added before the last
+    conv (Karras et al. 2018); 0 for none. ``num_classes``: conditional D, by
+    ``conditioning`` "concat" (one-hot label channels on the input, Mirza and Osindero
+    2014) or "projection" (Miyato and Koyama 2018).
+    """
 
     def __init__(
-        self, channels: int, image_size: int, width: int = 64, negative_slope: float = 0.2
+        self,
+        channels: int,
+        image_size: int,
+        width: int = 64,
+        negative_slope: float = 0.2,
+        spectral_norm: bool = False,
+        minibatch_std: int = 0,
+        num_classes: int | None = None,
+        conditioning: str = "projection",
+        batch_norm: bool = True,
     ) -> None:
         super().__init__()
+        check_conditioning(num_classes, conditioning)
+        batch_norm = batch_norm and not spectral_norm
         base, ups = dcgan_layout(image_size)
+        self.num_classes = num_classes
+        self.conditioning = conditioning if num_classes else None
         ch = width
+        in_ch = channels + (num_classes if self.conditioning == "concat" else 0)
         # No BatchNorm on the input layer (Radford et al. 2016, section 3).
         layers: list[nn.Module] = [
-            nn.Conv2d(channels, ch, 4, 2, 1),
+            nn.Conv2d(in_ch, ch, 4, 2, 1),
             nn.LeakyReLU(negative_slope, True),
         ]
         for _ in range(ups - 1):
             layers += [
-                nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False),  # halves H and W
-                nn.BatchNorm2d(ch * 2),
+                nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=not batch_norm),  # halves H and W
+                nn.BatchNorm2d(ch * 2) if batch_norm else nn.Identity(),
                 nn.LeakyReLU(negative_slope, True),
             ]
             ch *= 2
-        layers += [nn.Conv2d(ch, 1, base, 1, 0), nn.Flatten()]  # (B, 1)
-        self.net = nn.Sequential(*layers)
+        if minibatch_std:
+            layers.append(MinibatchStd(minibatch_std))
+            ch += 1
+        self.features = nn.Sequential(*layers)  # (B, ch, base, base)
+        self.head = nn.Conv2d(ch, 1, base, 1, 0)  # (B, 1, 1, 1)
+        self.projection = Projection(num_classes, ch) if self.conditioning == "projection" else None
         self.apply(_init_weights)
+        if spectral_norm:
+            apply_spectral_norm(self)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        if self.conditioning == "concat":
+            x = with_label_channels(x, y, self.num_classes)
+        h = self.features(x)
+        out = self.head(h).flatten(1)  # (B, 1)
+        if self.projection is not None:
+            out = out + self.projection(h.sum(dim=(2, 3)), y)
+        return out

@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from ganlab.errors import GanlabError
+from ganlab.nets.conditional import Projection, check_conditioning, one_hot, with_label_channels
+from ganlab.nets.layers import apply_spectral_norm
 
 
 def _check_shape(shape: Sequence[int]) -> tuple[int, ...]:
@@ -18,7 +21,8 @@ def _check_shape(shape: Sequence[int]) -> tuple[int, ...]:
 
 
 class MLPGenerator(nn.Module):
-    """z (B, latent_dim) -> samples (B, *shape) in [-1, 1]."""
+    """z (B, latent_dim) [, labels (B,)] -> samples (B, *shape) in [-1, 1]; with
+    ``num_classes`` the one-hot label is concatenated to z (CGAN)."""
 
     def __init__(
         self,
@@ -26,24 +30,32 @@ class MLPGenerator(nn.Module):
         shape: Sequence[int],
         hidden: Sequence[int] = (256, 512, 1024),
         negative_slope: float = 0.2,
+        num_classes: int | None = None,
     ) -> None:
         super().__init__()
-        self.latent_dim = latent_dim
+        self.latent_dim, self.num_classes = latent_dim, num_classes
         self.shape = _check_shape(shape)
         layers: list[nn.Module] = []
-        width = latent_dim
+        width = latent_dim + (num_classes or 0)
         for h in hidden:
             layers += [nn.Linear(width, h), nn.LeakyReLU(negative_slope)]
             width = h
         layers += [nn.Linear(width, math.prod(self.shape)), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, z: Tensor) -> Tensor:
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        if self.num_classes:
+            z = torch.cat([z, one_hot(y, self.num_classes, z)], dim=1)
         return self.net(z).view(z.shape[0], *self.shape)
 
 
 class MLPDiscriminator(nn.Module):
-    """samples (B, *shape) -> logits (B, 1); no sigmoid, the loss works on logits."""
+    """samples (B, *shape) -> logits (B, 1); no sigmoid, the loss works on logits.
+
+    ``spectral_norm``: every linear layer spectrally normalised (Miyato et al. 2018).
+    ``num_classes``: conditional D, by ``conditioning`` "concat" (one-hot label appended to
+    the input) or "projection" (Miyato and Koyama 2018).
+    """
 
     def __init__(
         self,
@@ -51,18 +63,36 @@ class MLPDiscriminator(nn.Module):
         hidden: Sequence[int] = (1024, 512, 256),
         negative_slope: float = 0.2,
         dropout: float = 0.3,
+        spectral_norm: bool = False,
+        num_classes: int | None = None,
+        conditioning: str = "projection",
     ) -> None:
         super().__init__()
+        check_conditioning(num_classes, conditioning)
         self.shape = _check_shape(shape)
+        self.num_classes = num_classes
+        self.conditioning = conditioning if num_classes else None
         layers: list[nn.Module] = [nn.Flatten()]
-        width = math.prod(self.shape)
+        width = math.prod(self.shape) + (num_classes if self.conditioning == "concat" else 0)
         for h in hidden:
             layers += [nn.Linear(width, h), nn.LeakyReLU(negative_slope)]
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
             width = h
-        layers.append(nn.Linear(width, 1))
-        self.net = nn.Sequential(*layers)
+        self.features = nn.Sequential(*layers)  # (B, width)
+        self.head = nn.Linear(width, 1)
+        self.projection = (
+            Projection(num_classes, width) if self.conditioning == "projection" else None
+        )
+        if spectral_norm:
+            apply_spectral_norm(self)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        x = x.flatten(1)
+        if self.conditioning == "concat":
+            x = with_label_channels(x, y, self.num_classes)
+        h = self.features(x)
+        out = self.head(h)
+        if self.projection is not None:
+            out = out + self.projection(h, y)
+        return out

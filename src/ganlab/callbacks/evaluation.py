@@ -1,0 +1,74 @@
+"""Evaluation during training: metrics under ``metrics/`` and ``checkpoints/best.ckpt``."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from omegaconf import OmegaConf
+
+from ganlab.callbacks.checkpoint import LastCheckpoint
+from ganlab.evaluate import build_evaluator, metric_mode
+
+log = logging.getLogger(__name__)
+
+
+class EvaluationCallback(L.Callback):
+    """Every ``every_n_steps`` generator steps, evaluate G with the run's evaluator, log the
+    metrics to every logger and keep ``best.ckpt`` by ``monitor`` (``null``: keep none).
+
+    The evaluator is built from the run's config, which the module carries.
+    """
+
+    def __init__(self, dirpath: str, every_n_steps: int = 1000, monitor: str | None = None) -> None:
+        self.every_n_steps = every_n_steps
+        self.monitor = monitor
+        self.mode = metric_mode(monitor) if monitor else None
+        self.best: float | None = None
+        self.best_step: int | None = None
+        self._best_ckpt = LastCheckpoint(dirpath, every_n_steps=0, filename="best.ckpt")
+        self._evaluator = None
+
+    @property
+    def best_path(self) -> Path:
+        return self._best_ckpt.path
+
+    def setup(self, trainer: L.Trainer, pl_module: Any, stage: str) -> None:
+        if self.every_n_steps > 0 and pl_module.run_config:
+            cfg = OmegaConf.create(pl_module.run_config)
+            self._evaluator = build_evaluator(cfg, trainer.datamodule)
+
+    def _better(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.best is None:
+            return True
+        return value < self.best if self.mode == "min" else value > self.best
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
+        step = pl_module.g_steps
+        if self._evaluator is None or step % self.every_n_steps != 0:
+            return
+        generator, ema = pl_module.eval_generator()
+        metrics = self._evaluator.evaluate_generator(generator, pl_module.latent_dim, step, ema)
+        scalars = {k: v for k, v in metrics.items() if k.startswith("metrics/")}
+        for logger in trainer.loggers:
+            logger.log_metrics(scalars, step=step)
+        log.info("step %d: %s", step, ", ".join(f"{k[8:]}={v:.4g}" for k, v in scalars.items()))
+        if self.monitor:
+            if self.monitor not in scalars:
+                return
+            value = scalars[self.monitor]
+            if self._better(value):
+                self.best, self.best_step = value, step
+                self._best_ckpt.save(trainer, step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_step": self.best_step}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best = state_dict.get("best")
+        self.best_step = state_dict.get("best_step")

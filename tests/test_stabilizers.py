@@ -1,0 +1,223 @@
+"""Defining properties of the stabilizers: spectral norm, minibatch std, DiffAugment,
+R1 / DRAGAN, latent interpolation, and the SNGAN networks."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from ganlab.augment import DiffAugment, color, cutout, translation
+from ganlab.errors import GanlabError
+from ganlab.latent import lerp, slerp
+from ganlab.nets import DCGANDiscriminator, MLPDiscriminator, SNGANDiscriminator, SNGANGenerator
+from ganlab.nets.layers import MinibatchStd
+from ganlab.regularizers import DRAGAN, R1
+
+
+def largest_singular_values(d: nn.Module) -> list[float]:
+    out = []
+    for m in d.modules():
+        if isinstance(m, nn.Conv2d | nn.Linear) and hasattr(m, "parametrizations"):
+            w = m.weight.detach().flatten(1)  # (out, in * kh * kw), as SN normalises it
+            out.append(torch.linalg.matrix_norm(w, ord=2).item())
+    return out
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: DCGANDiscriminator(channels=1, image_size=32, width=8, spectral_norm=True),
+        lambda: MLPDiscriminator(shape=(2,), hidden=(64, 64), spectral_norm=True),
+        lambda: SNGANDiscriminator(channels=3, image_size=32, width=16),
+    ],
+)
+def test_spectral_norm_makes_every_largest_singular_value_about_one(make):
+    torch.manual_seed(0)
+    d = make()
+    x = torch.randn(
+        4,
+        *(
+            (1, 32, 32)
+            if isinstance(d, DCGANDiscriminator)
+            else (2,)
+            if isinstance(d, MLPDiscriminator)
+            else (3, 32, 32)
+        ),
+    )
+    for _ in range(30):  # power iterations run on each training-mode forward
+        d(x)
+    sigmas = largest_singular_values(d)
+    assert sigmas and all(s == pytest.approx(1.0, abs=0.05) for s in sigmas), sigmas
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in d.modules())
+
+
+def test_minibatch_std_adds_one_channel_holding_the_mean_std():
+    torch.manual_seed(0)
+    x = torch.randn(8, 3, 4, 4)
+    y = MinibatchStd(group_size=4)(x)
+    assert y.shape == (8, 4, 4, 4)
+    assert torch.equal(y[:, :3], x)
+    # Groups are samples {m, m + 2, m + 4, m + 6} for m in {0, 1}.
+    for m in range(2):
+        group = x[m::2]  # (4, 3, 4, 4)
+        expected = group.std(dim=0, unbiased=False).mean()
+        for i in range(m, 8, 2):
+            assert torch.allclose(y[i, 3], expected.expand(4, 4), atol=1e-5)
+
+
+def test_dcgan_and_sngan_minibatch_std_option():
+    d = DCGANDiscriminator(channels=1, image_size=32, width=8, minibatch_std=4)
+    assert any(isinstance(m, MinibatchStd) for m in d.modules())
+    assert d(torch.randn(8, 1, 32, 32)).shape == (8, 1)
+    s = SNGANDiscriminator(channels=3, image_size=32, width=16, minibatch_std=4)
+    assert s(torch.randn(8, 3, 32, 32)).shape == (8, 1)
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_sngan_shapes(size):
+    g = SNGANGenerator(latent_dim=16, channels=3, image_size=size, width=16)
+    x = g(torch.randn(2, 16))
+    assert x.shape == (2, 3, size, size) and x.abs().max() <= 1
+    assert SNGANDiscriminator(3, size, width=16)(x).shape == (2, 1)
+    with pytest.raises(GanlabError, match="28x28"):
+        SNGANGenerator(latent_dim=16, channels=1, image_size=28)
+
+
+def test_diffaugment_keeps_shape_changes_images_and_passes_gradients():
+    torch.manual_seed(0)
+    x = torch.rand(6, 3, 16, 16, requires_grad=True)
+    y = DiffAugment()(x)
+    assert y.shape == x.shape and not torch.allclose(x, y)
+    y.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    points = torch.randn(5, 2)
+    assert torch.equal(DiffAugment()(points), points)
+    with pytest.raises(GanlabError, match="'flip'"):
+        DiffAugment(["flip"])
+
+
+def test_diffaugment_ops():
+    torch.manual_seed(0)
+    x = torch.rand(16, 1, 8, 8) + 1.0  # all positive: zeros can only come from the ops
+    t = translation(x, ratio=0.25)
+    zero = t[:, 0] == 0  # (16, 8, 8)
+    zero_rows, zero_cols = zero.all(2), zero.all(1)  # (16, 8) each
+    # Shifts of at most 2 pixels fill whole rows and columns with zeros, nothing else.
+    assert (zero == (zero_rows.unsqueeze(2) | zero_cols.unsqueeze(1))).all()
+    assert (zero_rows.sum(1) <= 2).all() and (zero_cols.sum(1) <= 2).all()
+    assert zero.any()
+    c = cutout(x, ratio=0.5)
+    assert ((c == 0).flatten(1).sum(1) <= 16).all() and (c == 0).any()
+    assert color(x).shape == x.shape
+
+
+def test_real_and_fake_go_through_the_same_augmentation_distribution():
+    # DiffAugment is a function of the input alone: the same seed gives the same op to both.
+    x = torch.rand(4, 3, 8, 8)
+    torch.manual_seed(1)
+    a = DiffAugment()(x)
+    torch.manual_seed(1)
+    b = DiffAugment()(x.clone())
+    assert torch.equal(a, b)
+
+
+def linear_critic(w):
+    return lambda x: x.flatten(1) @ w
+
+
+def test_r1_of_linear_critic_is_squared_weight_norm():
+    w = torch.tensor([3.0, 4.0])
+    real = torch.randn(8, 2)
+    assert R1().penalty(linear_critic(w), real, real).item() == pytest.approx(25.0)
+
+
+def test_dragan_of_linear_critic():
+    w = torch.tensor([3.0, 4.0])
+    real = torch.randn(8, 2)
+    assert DRAGAN().penalty(linear_critic(w), real, real).item() == pytest.approx(16.0, rel=1e-5)
+
+
+def test_r1_gradient_reaches_the_critic():
+    w = torch.tensor([3.0, 4.0], requires_grad=True)
+    R1().penalty(linear_critic(w), torch.randn(4, 2), None).backward()
+    assert torch.allclose(w.grad, 2 * w.detach())  # d/dw |w|^2
+
+
+def test_interpolation():
+    z0, z1 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    path = lerp(z0, z1, 5)
+    assert path.shape == (5, 2) and torch.equal(path[0], z0) and torch.equal(path[-1], z1)
+    arc = slerp(z0, z1, 5)
+    assert torch.allclose(arc.norm(dim=1), torch.ones(5), atol=1e-6)  # stays on the circle
+    assert torch.allclose(arc[2], torch.tensor([math.sqrt(0.5)] * 2), atol=1e-6)
+    assert torch.allclose(slerp(z0, z0, 3), z0.expand(3, 2))
+
+
+def test_ema_after_k_updates_is_the_closed_form_average():
+    from ganlab.ema import ema_beta, update_ema
+
+    beta = ema_beta(batch_size=64, half_life_kimg=0.128)  # half-life of 2 updates
+    assert beta == pytest.approx(0.5**0.5)
+    model, ema = nn.Linear(1, 1, bias=False), nn.Linear(1, 1, bias=False)
+    ema.weight.data.fill_(0.0)
+    thetas = [1.0, 2.0, -1.0, 4.0]
+    for t in thetas:
+        model.weight.data.fill_(t)
+        update_ema(ema, model, beta)
+    k = len(thetas)
+    closed = sum((1 - beta) * beta ** (k - 1 - i) * t for i, t in enumerate(thetas))
+    assert ema.weight.item() == pytest.approx(closed)
+
+
+def test_ema_copies_buffers():
+    from ganlab.ema import update_ema
+
+    model, ema = nn.BatchNorm1d(3), nn.BatchNorm1d(3)
+    model.running_mean.fill_(5.0)
+    update_ema(ema, model, 0.99)
+    assert torch.equal(ema.running_mean, model.running_mean)
+
+
+OPTIONS = {
+    "ema": ["ema.half_life_kimg=1"],
+    "r1": ["regularizer=r1", "regularizer.interval=2"],
+    "dragan": ["regularizer=dragan"],
+    "diffaug": ["augment=diffaug"],
+    "sn": ["model.discriminator.spectral_norm=true"],
+    "mbstd": ["model.discriminator.minibatch_std=4"],
+    "ttur": ["optimizer=ttur"],
+    "smoothing_noise": [
+        "loss.label_smoothing=0.1",
+        "loss.instance_noise=0.1",
+        "loss.noise_anneal_steps=2",
+    ],
+}
+
+
+@pytest.mark.parametrize("option", sorted(OPTIONS))
+def test_each_option_composes_and_trains(make_config, option):
+    from ganlab.train import fit
+
+    cfg = make_config(
+        [
+            "model=dcgan",
+            "data=digits",
+            "data.batch_size=16",
+            "trainer.max_steps=4",
+            "trainer.log_every_n_steps=1",
+            "logger=none",
+            *OPTIONS[option],
+        ]
+    )
+    result = fit(cfg)
+    assert result.module.g_steps == 4
+    last = result.module.last_logged
+    if option in ("r1", "dragan"):
+        assert last[f"train/{option}"] > 0
+    if option == "ema":
+        ema = result.module.generator_ema
+        pairs = zip(ema.parameters(), result.module.generator.parameters(), strict=True)
+        assert not any(torch.equal(a, b) for a, b in pairs)
+        ckpt = torch.load(cfg.paths.output_dir + "/checkpoints/last.ckpt", weights_only=True)
+        assert any(k.startswith("generator_ema.") for k in ckpt["state_dict"])
