@@ -1,7 +1,8 @@
 """Lightning callbacks: sample grids and atomic last checkpoints."""
 
 from ganlab.callbacks.checkpoint import LastCheckpoint
+from ganlab.callbacks.diagnostics import DiagnosticsCallback
 from ganlab.callbacks.evaluation import EvaluationCallback
 from ganlab.callbacks.samples import SampleGridCallback
 
-__all__ = ["EvaluationCallback", "LastCheckpoint", "SampleGridCallback"]
+__all__ = ["DiagnosticsCallback", "EvaluationCallback", "LastCheckpoint", "SampleGridCallback"]
