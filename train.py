@@ -6,6 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from ganlab.errors import GanlabError
+from ganlab.sweep import is_multirun, record_failure
 from ganlab.train import train
 
 
@@ -13,9 +14,14 @@ from ganlab.train import train
 def main(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg)
-    except GanlabError as err:
+    except Exception as err:
+        exit_code = getattr(err, "exit_code", 2)  # 128 + signum after SIGTERM / SIGINT
+        if is_multirun() and exit_code == 2:
+            return record_failure(err)  # into the job's error.txt; the other jobs still run
+        if not isinstance(err, GanlabError):
+            raise
         print(f"error: {err}", file=sys.stderr)
-        sys.exit(getattr(err, "exit_code", 2))  # 128 + signum after SIGTERM / SIGINT
+        sys.exit(exit_code)
     return metrics.get(cfg.get("optimized_metric") or "", None)
 
 

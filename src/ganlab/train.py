@@ -17,13 +17,15 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from ganlab.callbacks.checkpoint import LastCheckpoint
 from ganlab.callbacks.interrupt import GracefulStop
+from ganlab.callbacks.progress import GANProgressBar
 from ganlab.config import validate
+from ganlab.dashboard import write_dashboard
 from ganlab.divergence import Diverged
 from ganlab.errors import GanlabError
 from ganlab.evaluate import final_metrics
@@ -115,7 +117,7 @@ def _progress_bar(cfg: DictConfig, callbacks: list[Any]) -> list[Any]:
     wanted = cfg.trainer.get("enable_progress_bar", True) is not False
     if not wanted or any(isinstance(cb, ProgressBar) for cb in callbacks):
         return []
-    return [TQDMProgressBar(refresh_rate=10)]
+    return [GANProgressBar(refresh_rate=10)]
 
 
 @contextmanager
@@ -210,6 +212,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         **{k: round(v, 6) for k, v in module.last_logged.items() if k.startswith("train/")},
     }
     metrics.update(final_metrics(module, datamodule, cfg))
+    if trainer.is_global_zero:
+        write_dashboard(trainer.loggers, cfg, metrics)
     for lg in trainer.loggers:
         lg.log_metrics(
             {k: v for k, v in metrics.items() if k.startswith("metrics/")}, step=module.g_steps

@@ -55,6 +55,9 @@ class EvaluationCallback(L.Callback):
         generator, ema = pl_module.eval_generator()
         metrics = self._evaluator.evaluate_generator(generator, pl_module.latent_dim, step, ema)
         scalars = {k: v for k, v in metrics.items() if k.startswith("metrics/")}
+        # The progress bar shows the monitored metric (else the first) of the last evaluation.
+        first = self.monitor if self.monitor in scalars else next(iter(scalars), None)
+        pl_module.latest_metrics = {first: scalars[first]} if first else {}
         for logger in trainer.loggers:
             logger.log_metrics(scalars, step=step)
         log.info("step %d: %s", step, ", ".join(f"{k[8:]}={v:.4g}" for k, v in scalars.items()))
