@@ -48,8 +48,8 @@ def test_default_command_writes_a_complete_run_directory(tmp_path):
         tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    # The progress bar counts generator steps out of max_steps and shows images/s.
-    assert "G steps" in proc.stderr and "20/20" in proc.stderr and "img/s=" in proc.stderr
+    # The progress bar (on stdout) counts generator steps out of max_steps and shows images/s.
+    assert "G steps" in proc.stdout and "20/20" in proc.stdout and "img/s=" in proc.stdout
     runs = list((tmp_path / "outputs").glob("*/*"))
     assert len(runs) == 1, runs
     out = runs[0]

@@ -127,3 +127,24 @@ def test_a_real_tensorboard_server_serves_the_run(run_dir):
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+@pytest.mark.slow
+def test_gallery_script_runs_on_a_short_training(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(root / "scripts" / "gallery.py"),
+            "steps=2",
+            f"out={tmp_path / 'g'}",
+            f"runs={tmp_path / 'runs'}",
+            f"data_dir={tmp_path / 'data'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    pictures = sorted(p.name for p in (tmp_path / "g").glob("*.png"))
+    assert pictures == ["dcgan_digits.png", "mlp_digits.png", "mlp_ring8.png", "sngan_digits.png"]
