@@ -1,26 +1,17 @@
 """Stacked MNIST on MNIST-format files the test writes: the data and the mode count."""
 
 import math
-import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
+from test_data import write_idx
 
 from ganlab.data import StackedMNISTDataModule
 from ganlab.errors import GanlabError
 from ganlab.evaluate import Evaluator
-
-
-def write_idx(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    n, h, w = images.shape
-    (folder / f"{prefix}-images-idx3-ubyte").write_bytes(
-        struct.pack(">IIII", 2051, n, h, w) + images.tobytes())
-    (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(
-        struct.pack(">II", 2049, n) + labels.tobytes())
 
 
 def synthetic_digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
