@@ -229,10 +229,29 @@ def test_batches_are_drawn_on_the_trainer_device(cls: type) -> None:
     data = cls(batch_size=8)
     # The meta device fails on any op that mixes it with CPU tensors.
     meta = torch.device("meta")
-    data.trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=meta), training=False)
+    data.trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=meta), training=False,
+                                   global_rank=0, world_size=1)
     x, y = take(data, 1)[0]
     assert x.device == meta and (y is None or y.device == meta)
     assert data.tensors()[0].device == torch.device("cpu")
+
+
+@pytest.mark.parametrize("cls", [DigitsDataModule, Ring])
+def test_ranks_take_disjoint_parts_of_one_draw(cls: type) -> None:
+    # Under DDP every rank follows the same sampler and keeps its own part of the draw:
+    # together, the ranks see what one process with the whole batch sees.
+    cpu = SimpleNamespace(root_device=torch.device("cpu"))
+    ranks = []
+    for rank in (0, 1):
+        data = cls(batch_size=8)
+        data.trainer = SimpleNamespace(strategy=cpu, training=False, global_rank=rank,
+                                       world_size=2)
+        ranks.append(take(data, 3))
+    whole = take(cls(batch_size=16), 3)
+    for (x0, y0), (x1, y1), (x, y) in zip(*ranks, whole, strict=True):
+        assert x0.shape[0] == x1.shape[0] == 8
+        assert torch.equal(torch.cat([x0, x1]), x)
+        assert y is None or torch.equal(torch.cat([y0, y1]), y)
 
 
 def test_batch_larger_than_the_data_set() -> None:

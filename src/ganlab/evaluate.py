@@ -22,8 +22,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ganlab import distributed
 from ganlab.errors import GanlabError
 from ganlab.metrics.mixture import mode_coverage
+from ganlab.rng import capture_rng_state, restore_rng_state
 from ganlab.sample import generate, load_checkpoint, load_generator
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,33 @@ class Evaluator:
     def is_mixture(self) -> bool:
         return hasattr(self.datamodule, "centers")
 
+    @property
+    def _stacked(self) -> bool:
+        return bool(getattr(self.datamodule, "stacked_digits", False))
+
+    def prepare(self) -> None:
+        """Build the feature network and the real statistics now (trained and cached on
+        first use) rather than at the first evaluation. With several processes rank 0 goes
+        first and the others then read its cache files. Training a classifier draws random
+        numbers; the run's random state is left as it was."""
+        state = capture_rng_state()
+        try:
+            if distributed.rank() == 0:
+                self._prepare()
+            distributed.barrier()
+            if distributed.rank() != 0:
+                self._prepare()
+        finally:
+            restore_rng_state(state)
+
+    def _prepare(self) -> None:
+        if self._net is not None or self.is_mixture:
+            return
+        if self._stacked:
+            self._prepare_stacked()
+        else:
+            self._prepare_images()
+
     def _prepare_images(self) -> None:
         from ganlab.classifier import load_or_train_classifier
         from ganlab.metrics.features import build_feature_net
@@ -100,16 +129,24 @@ class Evaluator:
         class is reported as ``metrics/class_accuracy``."""
         k = getattr(generator, "num_classes", None)
         labels = None if not k else torch.arange(self.num_samples) % k
-        return self(lambda n: generate(generator, latent_dim, n, self.seed,
-                                       labels=None if labels is None else labels[:n]),
-                    step=step, ema=ema, labels=labels)
+
+        def samples(n: int) -> torch.Tensor:
+            # With several processes each rank runs G on its part of the same latents.
+            z = torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(self.seed))
+            return distributed.gather_generated(
+                lambda part: generate(generator, latent_dim, len(z[part]), self.seed,
+                                      labels=None if labels is None else labels[part],
+                                      z=z[part]), n)
+
+        return self(samples, step=step, ema=ema, labels=labels)
 
     def __call__(self, samples: Callable[[int], torch.Tensor], step: int,
                  ema: bool = False, labels: torch.Tensor | None = None) -> dict[str, Any]:
         """Evaluate ``samples(n)`` (model-space samples) and return flat, prefixed metrics;
         ``labels``: the classes a conditional G was asked for."""
-        protocol: dict[str, Any] = {"step": step, "seed": self.seed, "ema": ema}
-        if getattr(self.datamodule, "stacked_digits", False):
+        protocol: dict[str, Any] = {"step": step, "seed": self.seed, "ema": ema,
+                                    "processes": distributed.world_size()}
+        if self._stacked:
             metrics, proto = self._stacked_modes(samples(self.num_samples))
             protocol |= proto
         elif self.is_mixture:
@@ -139,19 +176,24 @@ class Evaluator:
         return out
 
 
+    def _prepare_stacked(self) -> None:
+        from ganlab.classifier import load_or_train_classifier
+
+        mnist = self.datamodule.mnist()
+        mnist.setup()
+        self._net, accuracy, path = load_or_train_classifier(
+            OmegaConf.create({}), mnist, self.cache_dir / "classifiers")
+        log.info("stacked MNIST channel classifier %s: held-out accuracy %.4f", path, accuracy)
+        self._accuracy = accuracy
+
     def _stacked_modes(self, fake: torch.Tensor) -> tuple[dict[str, float], dict[str, Any]]:
         """Stacked MNIST: classify each channel with the MNIST classifier; a mode is a digit
         triple. Modes hit and KL(mode histogram || uniform over 1,000), as in VEEGAN sec. 5.2
         and PacGAN sec. 5.2 (26,000 samples there)."""
-        from ganlab.classifier import load_or_train_classifier, predict
+        from ganlab.classifier import predict
 
         if self._net is None:
-            mnist = self.datamodule.mnist()
-            mnist.setup()
-            self._net, accuracy, path = load_or_train_classifier(
-                OmegaConf.create({}), mnist, self.cache_dir / "classifiers")
-            log.info("stacked MNIST channel classifier %s: held-out accuracy %.4f", path, accuracy)
-            self._accuracy = accuracy
+            self._prepare_stacked()
         digits = [predict(self._net, fake[:, c : c + 1]).cpu() for c in range(3)]  # 3 x (N,)
         modes = 100 * digits[0] + 10 * digits[1] + digits[2]  # (N,)
         p = torch.bincount(modes, minlength=1000).double() / len(modes)
@@ -181,6 +223,8 @@ def final_metrics(module: Any, datamodule: Any, cfg: DictConfig) -> dict[str, An
     evaluator = build_evaluator(cfg, datamodule)
     if evaluator is None:
         return {}
+    evaluator.prepare()
+    module.sync_buffers()
     generator, ema = module.eval_generator()
     return evaluator.evaluate_generator(generator, module.latent_dim, module.g_steps, ema)
 
@@ -205,6 +249,12 @@ def evaluate_checkpoint(argv: list[str]) -> tuple[dict[str, Any], Path]:
     ckpt = load_checkpoint(ckpt_path)
     generator, config = load_generator(ckpt)
     cfg = OmegaConf.create(config)
+    if "latent_dim" not in cfg.model:
+        raise GanlabError(
+            f"checkpoint={ckpt_path} holds a {cfg.model.get('name')} model, which translates "
+            "images; the metrics here are for samples of noise (its run's metrics.json has "
+            "the final cycle and identity losses)"
+        )
     if not str(cfg.data.get("_target_", "")).startswith("ganlab."):
         raise GanlabError(f"checkpoint data target {cfg.data.get('_target_')!r} is not ganlab's")
     eval_node = cfg.get("evaluation") or OmegaConf.create({"feature_net": "classifier"})

@@ -12,6 +12,7 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from ganlab import distributed
 from ganlab.divergence import Diverged, first_nonfinite, nonfinite_tensors, update_is_finite
 from ganlab.ema import ema_beta, update_ema
 from ganlab.losses import GANLoss
@@ -144,7 +145,7 @@ class GAN(L.LightningModule):
                 self._optimizer_step(opt_d, terms["loss"], self.discriminator, "discriminator")
                 self.loss.after_discriminator_step(self.discriminator)
                 d_terms.append({k: v.detach() for k, v in terms.items()})
-        self.images_seen += real.shape[0]
+        self.images_seen += real.shape[0] * distributed.world_size()  # over all ranks
 
         with self._frozen(self.discriminator):  # gradients flow through D, not into it
             y = label_chunks[0]
@@ -155,7 +156,7 @@ class GAN(L.LightningModule):
             self._optimizer_step(opt_g, g_terms["loss"], self.generator, "generator")
         if self.ema_half_life_kimg > 0:
             update_ema(self.generator_ema, self.generator,
-                       ema_beta(batch_size, self.ema_half_life_kimg))
+                       ema_beta(batch_size * distributed.world_size(), self.ema_half_life_kimg))
         self.g_steps += 1
 
         self._record(d_terms, g_terms["loss"].detach())
@@ -206,7 +207,10 @@ class GAN(L.LightningModule):
                 p.requires_grad_(True)
 
     def _optimizer_step(self, opt: Any, loss: Tensor, net: nn.Module, name: str) -> None:
-        if self.on_nonfinite == "skip" and not update_is_finite(loss, net.parameters()):
+        distributed.average_gradients(net.parameters())  # data-parallel runs; see distributed.py
+        if self.on_nonfinite == "skip" and not update_is_finite(
+            distributed.mean_over_ranks(loss.detach()), net.parameters()
+        ):  # the same decision on every rank
             self.nonfinite_skips += 1
             opt.zero_grad(set_to_none=True)
             n = self.nonfinite_skips
@@ -228,8 +232,25 @@ class GAN(L.LightningModule):
         if self.g_steps >= self.max_steps:
             self.trainer.should_stop = True
 
+    def on_fit_start(self) -> None:
+        if distributed.is_distributed():
+            # Own latents, noise and penalty draws per rank; the weights are rank 0's.
+            rank_seed = int(self.run_config.get("seed", 0)) + 1_000_003 * distributed.rank()
+            L.seed_everything(rank_seed, verbose=False)
+
     def on_train_end(self) -> None:
         self.flush_logs()
+        if distributed.is_distributed():
+            prints = distributed.check_in_sync(
+                {"generator": self.generator, "discriminator": self.discriminator})
+            log.info("rank %d of %d: weights in sync at step %d (generator %s, "
+                     "discriminator %s)", distributed.rank(), distributed.world_size(),
+                     self.g_steps, prints["generator"], prints["discriminator"])
+
+    def sync_buffers(self) -> None:
+        """Rank 0's buffers (BatchNorm statistics) on every rank, before a checkpoint or an
+        evaluation; call it on every rank."""
+        distributed.broadcast_buffers(self)
 
     # -- logging: one host sync per flush, every step's value written with its own step --
 
@@ -243,7 +264,7 @@ class GAN(L.LightningModule):
 
     def _pending_rows(self) -> list[list[float]]:
         """The pending steps' scalars in ``_log_keys`` order, as floats on the host."""
-        rows = torch.stack(self._pending)  # (S, n_critic * K + 1)
+        rows = distributed.mean_over_ranks(torch.stack(self._pending))  # (S, n_critic * K + 1)
         d_means = rows[:, :-1].unflatten(1, (-1, len(self._log_keys) - 1)).mean(1)  # (S, K)
         return torch.cat([d_means, rows[:, -1:]], 1).cpu().tolist()  # the one device-to-host copy
 
@@ -287,6 +308,9 @@ class GAN(L.LightningModule):
         # Raises Diverged before anything is written: a checkpoint never holds NaN weights.
         self.flush_logs()
         self.check_weights()
+        self.sync_buffers()
+        # Every rank draws its own random numbers; all of them are kept (rank 0 writes).
+        rng = distributed.gather_objects(capture_rng_state())
         # Saves happen between training steps, so the n_critic cycle is always complete.
         checkpoint["ganlab"] = {
             "config": self.run_config,
@@ -294,7 +318,8 @@ class GAN(L.LightningModule):
             "images_seen": self.images_seen,
             "nonfinite_skips": self.nonfinite_skips,
             "d_updates": self._d_updates,  # keeps the lazy-regularization cycle on resume
-            "rng": capture_rng_state(),
+            "rng": rng[0],
+            "rng_per_rank": rng,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -303,4 +328,11 @@ class GAN(L.LightningModule):
         self.images_seen = int(state.get("images_seen", 0))
         self.nonfinite_skips = int(state.get("nonfinite_skips", 0))
         self._d_updates = int(state.get("d_updates", 0))
-        self._resume_rng = state.get("rng")
+        per_rank = state.get("rng_per_rank") or []
+        r = distributed.rank()
+        if len(per_rank) == distributed.world_size():
+            self._resume_rng = per_rank[r]
+        elif r == 0:
+            self._resume_rng = state.get("rng")
+        else:  # resumed on more processes than saved: a fresh stream for this rank
+            self._resume_rng = None

@@ -18,6 +18,8 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -26,6 +28,7 @@ from ganlab.callbacks.interrupt import GracefulStop
 from ganlab.callbacks.progress import GANProgressBar
 from ganlab.config import validate
 from ganlab.dashboard import write_dashboard
+from ganlab.distributed import GANDDPStrategy
 from ganlab.divergence import Diverged
 from ganlab.errors import GanlabError
 from ganlab.evaluate import final_metrics
@@ -139,6 +142,46 @@ def cuda_check_without_nvml() -> Iterator[None]:
             os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = saved
 
 
+def _trainer(trainer_kwargs: dict[str, Any], **kwargs: Any) -> L.Trainer:
+    """The Lightning Trainer; several processes always train with GANDDPStrategy.
+
+    Lightning picks plain DDP for ``strategy=ddp`` and for ``devices > 1`` under
+    ``strategy=auto``; its DistributedDataParallel wrapper breaks alternating G/D updates
+    (see ganlab.distributed), so such a choice is rebuilt with ganlab's strategy.
+    """
+    try:
+        trainer = L.Trainer(**trainer_kwargs, **kwargs)
+        chosen = trainer.strategy
+        if isinstance(chosen, DDPStrategy) and not isinstance(chosen, GANDDPStrategy):
+            strategy = GANDDPStrategy(
+                start_method=chosen._start_method,
+                process_group_backend=chosen._process_group_backend,
+                timeout=chosen._timeout,
+            )
+            trainer = L.Trainer(**{**trainer_kwargs, "strategy": strategy}, **kwargs)
+    except (MisconfigurationException, TypeError, ValueError) as err:
+        raise GanlabError(f"trainer: {' '.join(str(err).split())}") from None
+    if trainer.world_size > 1 and not isinstance(trainer.strategy, GANDDPStrategy):
+        raise GanlabError(
+            f"trainer.strategy={trainer_kwargs.get('strategy')!r} is not supported for "
+            "GAN training on several processes; use trainer=ddp"
+        )
+    if isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher) and _in_multirun():
+        raise GanlabError(
+            "trainer=ddp starts its processes by re-running the command line, which a "
+            "local multirun (-m) cannot do; run each job on its own, or launch the sweep "
+            "on SLURM (hydra/launcher=slurm), where each task is one process"
+        )
+    return trainer
+
+
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 @dataclass
 class FitResult:
     module: GAN
@@ -173,18 +216,15 @@ def fit(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> FitResul
     stop = GracefulStop()
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer_kwargs.pop("max_steps")
-    try:
-        trainer = L.Trainer(
-            **trainer_kwargs,
-            max_steps=-1,  # the module stops after cfg.trainer.max_steps generator updates
-            max_epochs=-1,
-            logger=_named_nodes(cfg.get("logger"), "logger") or False,
-            callbacks=[*_progress_bar(cfg, callbacks), *callbacks, stop],
-            enable_checkpointing=False,  # checkpoints/last.ckpt is written by LastCheckpoint
-            default_root_dir=str(output_dir),
-        )
-    except (MisconfigurationException, TypeError, ValueError) as err:
-        raise GanlabError(f"trainer: {' '.join(str(err).split())}") from None
+    trainer = _trainer(
+        trainer_kwargs,
+        max_steps=-1,  # the module stops after cfg.trainer.max_steps generator updates
+        max_epochs=-1,
+        logger=_named_nodes(cfg.get("logger"), "logger") or False,
+        callbacks=[*_progress_bar(cfg, callbacks), *callbacks, stop],
+        enable_checkpointing=False,  # checkpoints/last.ckpt is written by LastCheckpoint
+        default_root_dir=str(output_dir),
+    )
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
     start = time.perf_counter()

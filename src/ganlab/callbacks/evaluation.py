@@ -40,6 +40,8 @@ class EvaluationCallback(L.Callback):
         if self.every_n_steps > 0 and pl_module.run_config:
             cfg = OmegaConf.create(pl_module.run_config)
             self._evaluator = build_evaluator(cfg, trainer.datamodule)
+            if self._evaluator is not None:
+                self._evaluator.prepare()
 
     def _better(self, value: float) -> bool:
         if not math.isfinite(value):
@@ -52,6 +54,7 @@ class EvaluationCallback(L.Callback):
         step = pl_module.g_steps
         if self._evaluator is None or step % self.every_n_steps != 0:
             return
+        pl_module.sync_buffers()
         generator, ema = pl_module.eval_generator()
         metrics = self._evaluator.evaluate_generator(generator, pl_module.latent_dim, step, ema)
         scalars = {k: v for k, v in metrics.items() if k.startswith("metrics/")}

@@ -26,7 +26,10 @@ class GanDataModule(L.LightningDataModule, ABC):
 
     ``train_dataloader()`` is an endless iterable of ``(x, y)`` batches of
     ``batches_per_step * batch_size`` samples, drawn on the training device from data
-    that is loaded once at ``setup()``. ``state_dict()`` holds the sampler's position, so a
+    that is loaded once at ``setup()``. With several processes (DDP) every rank follows
+    the same sampler and takes its own part of each draw, so the ranks see disjoint
+    samples, ``batch_size`` is per process, and the sampler state is the same on every
+    rank. ``state_dict()`` holds the sampler's position, so a
     run resumed from a checkpoint sees the batches the uninterrupted run would have seen.
     """
 
@@ -134,7 +137,15 @@ class GanDataModule(L.LightningDataModule, ABC):
             )
 
     def _next_batch(self) -> Batch:
-        batch = self._draw(self.batches_per_step * self.batch_size, self.device)
+        n = self.batches_per_step * self.batch_size
+        rank, world = (
+            (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        )
+        batch = self._draw(n * world, self.device)
+        if world > 1:  # this rank's part of the draw
+            x, y = batch
+            part = slice(rank * n, (rank + 1) * n)
+            batch = (x[part], None if y is None else y[part])
         self._yielded += 1
         self._history.append(self._sampler_state())
         return batch
