@@ -28,8 +28,9 @@ def run(args, cwd, timeout=300):
 def test_help_lists_groups_and_options(tmp_path):
     proc = run(["--help"], tmp_path)
     assert proc.returncode == 0
+    models = next(ln for ln in proc.stdout.splitlines() if ln.startswith("model: "))
+    assert {"dcgan", "mlp", "cyclegan"} <= set(models.removeprefix("model: ").split(", "))
     for line in (
-        "model: dcgan, mlp",
         "loss: hinge, lsgan, minimax, nonsaturating, wgan, wgan_gp",
         "optimizer: adam, rmsprop",
     ):

@@ -39,7 +39,13 @@ def test_every_combination_composes(tmp_path, model, loss, data):
     assert len(shape) == (1 if data in POINTS else 3)
     assert cfg.loss._target_.startswith("ganlab.losses.")
     assert cfg.n_critic == (5 if loss in ("wgan", "wgan_gp") else 1)
-    if model != "mlp" and data in POINTS:  # the convnets need images
+    if (model == "cyclegan") != (data == "unpaired"):  # translation needs two domains
+        with pytest.raises(GanlabError, match="two image domains"):
+            validate(cfg)
+    elif model == "cyclegan" and cfg.n_critic != 1:  # one D update per G update
+        with pytest.raises(GanlabError, match="n_critic=5 is not allowed"):
+            validate(cfg)
+    elif model != "mlp" and data in POINTS:  # the convnets need images
         with pytest.raises(GanlabError, match="needs image data"):
             validate(cfg)
     else:

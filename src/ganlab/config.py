@@ -94,6 +94,34 @@ RULES: dict[str, Rule] = {
     "model.compile": BOOL,
     "model.channels_last": BOOL,
     "model.discriminator.minibatch_std": INT_0,
+    "model.truncation": NON_NEGATIVE,
+    "model.generator.w_dim": INT_1,
+    "model.generator.mapping_layers": INT_1,
+    "model.generator.mapping_lr_mul": POSITIVE,
+    "model.generator.channel_base": INT_1,
+    "model.generator.channel_max": INT_1,
+    "model.discriminator.channel_base": INT_1,
+    "model.discriminator.channel_max": INT_1,
+    "model.generator.mixing_prob": (
+        lambda v: _is_number(v) and 0 <= v <= 1, "it must be a number in [0, 1]"
+    ),
+    "model.generator.w_avg_beta": FRACTION,
+    "model.path_length.weight": NON_NEGATIVE,
+    "model.path_length.interval": INT_1,
+    "model.path_length.decay": (
+        lambda v: _is_number(v) and 0 < v <= 1, "it must be a number in (0, 1]"
+    ),
+    "model.path_length.batch_shrink": INT_1,
+    "model.generator.num_blocks": INT_0,
+    "model.discriminator.num_layers": NULL_OR_INT_1,
+    "model.module.lambda_cycle": NON_NEGATIVE,
+    "model.module.lambda_identity": NON_NEGATIVE,
+    "model.module.adversarial_weight": NON_NEGATIVE,
+    "model.module.pool_size": INT_0,
+    "model.module.lr_decay_start": (
+        lambda v: _is_number(v) and 0 <= v <= 1,
+        "it must be a number in [0, 1] (1: no decay)",
+    ),
     "loss.clip": NULL_OR_POSITIVE,
     "loss.gp_weight": NON_NEGATIVE,
     "loss.label_smoothing": FRACTION,
@@ -192,17 +220,31 @@ def validate(cfg: DictConfig) -> None:
                 _check(cfg, f"callbacks.{name}.{key}", rule)
 
     shape = list(cfg.data.shape)
+    ev = cfg.get("evaluation")
+    if ev and len(shape) == 3:  # image metrics: KID draws subsets of the generated samples
+        n, subset = ev.get("num_samples", 2500), ev.get("kid_subset_size", 1000)
+        if subset > n:
+            raise GanlabError(
+                f"evaluation.kid_subset_size={subset} is larger than evaluation.num_samples={n}"
+                f"; set evaluation.kid_subset_size={n} or less, or evaluate more samples"
+            )
+    if cfg.model.get("name") == "cyclegan" or "path_a" in cfg.data:
+        from ganlab.cyclegan import check_config
+
+        check_config(cfg)
     generator = cfg.model.get("generator")
     if isinstance(generator, DictConfig) and "image_size" in generator and len(shape) != 3:
         raise GanlabError(
             f"model={cfg.model.get('name')} needs image data (C, H, W) but data gives samples "
             f"of shape {shape}; use model=mlp for 2-D points"
         )
-    if cfg.model.get("name") == "dcgan":
+    if cfg.model.get("name") in ("dcgan", "stylegan"):
         from ganlab.nets.dcgan import dcgan_layout
+        from ganlab.nets.stylegan import stylegan_layout
 
+        layout = dcgan_layout if cfg.model.name == "dcgan" else stylegan_layout
         for net in ("generator", "discriminator"):
-            dcgan_layout(cfg.model[net].get("image_size", shape[-1]))
+            layout(cfg.model[net].get("image_size", shape[-1]))
     for net in ("generator", "discriminator"):
         made = _sample_shape(cfg.model.get(net))
         if made is not None and made != shape:

@@ -50,6 +50,7 @@ class GAN(L.LightningModule):
         ema_half_life_kimg: float = 0.0,
         regularizer: Regularizer | None = None,
         augment: Callable[[Tensor], Tensor] | None = None,
+        g_regularizer: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -64,6 +65,9 @@ class GAN(L.LightningModule):
             self.generator_ema = copy.deepcopy(generator).requires_grad_(False)
         self.regularizer = regularizer  # R1 / DRAGAN, applied every regularizer.interval D steps
         self.augment = augment  # DiffAugment on every sample D sees, real and fake
+        # G's penalty (StyleGAN's path length): weight * interval * g_regularizer(G, z) added
+        # every g_regularizer.interval G updates; a module, so its state is checkpointed.
+        self.g_regularizer = g_regularizer
         self._d_updates = 0
         self._last_penalty: Tensor | None = None
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
@@ -151,6 +155,10 @@ class GAN(L.LightningModule):
             y = label_chunks[0]
             fake = self._g(self.sample_latent(batch_size), y)
             g_terms = self.loss.generator_loss(self._critic(y), fake)
+            reg = self.g_regularizer
+            if reg is not None and self.g_steps % reg.interval == 0:  # lazy, as _regularized
+                penalty = reg(self.generator, self.sample_latent(batch_size))
+                g_terms["loss"] = g_terms["loss"] + reg.weight * reg.interval * penalty
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_terms["loss"])
             self._optimizer_step(opt_g, g_terms["loss"], self.generator, "generator")

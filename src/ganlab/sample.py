@@ -4,7 +4,10 @@
 
 ``output`` ending in ``.npz`` writes the array ``samples`` (float32; images as N,C,H,W in
 [-1, 1], 2-D data as N,2 in data coordinates); ending in ``.png`` writes an image grid
-(images) or a scatter plot (points).
+(images) or a scatter plot (points). ``truncation=PSI`` applies the truncation trick of a
+StyleGAN checkpoint (default: the model's ``model.truncation``, 0.7). A CycleGAN checkpoint translates a folder instead:
+
+    python -m ganlab.sample checkpoint=PATH input=DIR output=DIR [direction=a2b|b2a]
 
 The checkpoint is read with ``torch.load(weights_only=True)``: it holds tensors and plain
 data only (the composed config included), so loading a downloaded checkpoint runs no code.
@@ -12,6 +15,7 @@ data only (the composed config included), so loading a downloaded checkpoint run
 
 from __future__ import annotations
 
+import inspect
 import sys
 import tempfile
 import zipfile
@@ -40,6 +44,11 @@ class SampleArgs:
     labels: list[int] | None = None  # conditional models: one class per sample
     class_id: int | None = None  # conditional models: every sample of this class
     interpolate: int = 0  # > 1: num_samples spherical latent paths of this many steps
+    input: str | None = None  # image-to-image models: translate this folder (ganlab.translate)
+    direction: str = "a2b"  # ... from domain A to B, or b2a
+    # stylegan: psi of the truncation trick (1: none); null: the model's default,
+    # model.truncation (0.7 for stylegan; none for models without a mapping network)
+    truncation: float | None = None
 
 
 def parse_args(argv: list[str]) -> SampleArgs:
@@ -48,7 +57,8 @@ def parse_args(argv: list[str]) -> SampleArgs:
     if bad:
         raise GanlabError(
             f"argument {bad[0]!r} is not key=value; keys: checkpoint, num_samples, "
-            "output, seed, batch_size, device, labels, class_id, interpolate"
+            "output, seed, batch_size, device, labels, class_id, interpolate, input, direction, "
+            "truncation"
         )
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(SampleArgs), OmegaConf.from_dotlist(argv))
@@ -62,6 +72,10 @@ def parse_args(argv: list[str]) -> SampleArgs:
         raise GanlabError(f"num_samples={args.num_samples} must be >= 1")
     if args.batch_size < 1:
         raise GanlabError(f"batch_size={args.batch_size} must be >= 1")
+    if args.truncation is not None and not args.truncation >= 0:
+        raise GanlabError(
+            f"truncation={args.truncation} must be >= 0 (1: none, 0: the average image)"
+        )
     try:
         torch.empty(0, device=args.device)
     except (RuntimeError, AssertionError) as err:  # unknown type, or not built/present here
@@ -140,10 +154,12 @@ def generate(
     batch_size: int = 1024,
     labels: torch.Tensor | None = None,
     z: torch.Tensor | None = None,
+    truncation: float | None = None,
 ) -> torch.Tensor:
     """n samples for a fixed seed (or for the given latents ``z``), in batches on G's device
     with G in eval mode (its mode is restored after), returned on the CPU. ``labels`` (n,)
-    for a conditional G."""
+    for a conditional G; ``truncation``: psi for a G with a mapping network (stylegan)."""
+    kwargs = {} if truncation is None else {"truncation": truncation}
     device = next(generator.parameters()).device
     was_training = generator.training
     generator.eval()
@@ -155,10 +171,24 @@ def generate(
             args = [z[i : i + batch_size].to(device)]
             if labels is not None:
                 args.append(labels[i : i + batch_size].to(device))
-            out.append(generator(*args).float().cpu())
+            out.append(generator(*args, **kwargs).float().cpu())
     finally:
         generator.train(was_training)
     return torch.cat(out)
+
+
+def sampling_truncation(
+    args: SampleArgs, generator: nn.Module, config: dict[str, Any]
+) -> float | None:
+    """The truncation psi to sample with: ``args.truncation``, else the model's default."""
+    if args.truncation is None:
+        return config["model"].get("truncation")
+    if "truncation" not in inspect.signature(generator.forward).parameters:
+        raise GanlabError(
+            f"truncation={args.truncation} needs a generator with a mapping network "
+            f"(model=stylegan); this checkpoint's model is {config['model'].get('name')}"
+        )
+    return args.truncation
 
 
 def sample_labels(args: SampleArgs, num_classes: int | None, n: int) -> torch.Tensor | None:
@@ -248,9 +278,21 @@ def write_output(
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
+        if args.input is not None:  # image-to-image translation (model=cyclegan)
+            from ganlab.translate import translate_folder
+
+            count, folder = translate_folder(args)
+            print(f"wrote {count} translated images ({args.direction}) to {folder}")
+            return 0
         check_output(args.output)
         generator, config = load_generator(load_checkpoint(args.checkpoint))
+        if "latent_dim" not in config["model"]:
+            raise GanlabError(
+                f"checkpoint={args.checkpoint} holds a {config['model'].get('name')} model, "
+                "which translates images: pass input=DIR output=DIR [direction=a2b|b2a]"
+            )
         latent_dim = int(config["model"]["latent_dim"])
+        truncation = sampling_truncation(args, generator, config)
         n, z, nrow = args.num_samples, None, None
         if args.interpolate == 1 or args.interpolate < 0:
             raise GanlabError(f"interpolate={args.interpolate} must be 0 (off) or >= 2 steps")
@@ -273,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             args.batch_size,
             labels=labels,
             z=z,
+            truncation=truncation,
         )
         path = write_output(to_data_space(samples, config), args.output, labels, nrow)
     except GanlabError as err:

@@ -95,13 +95,15 @@ def build_module(cfg: DictConfig) -> GAN:
         except (TypeError, ValueError) as err:
             raise GanlabError(f"optimizer.{name}: {' '.join(str(err).split())}") from None
     apply_model_options(cfg, generator, discriminator)
-    return GAN(
+    # A model config may name its own LightningModule: a partial taking GAN's arguments.
+    module = instantiate_node(cfg.model.module, "model.module") if "module" in cfg.model else GAN
+    return module(
         generator=generator,
         discriminator=discriminator,
         loss=instantiate_node(cfg.loss, "loss"),
         g_optimizer=optimizers["generator"],
         d_optimizer=optimizers["discriminator"],
-        latent_dim=cfg.model.latent_dim,
+        latent_dim=cfg.model.get("latent_dim", 0),  # 0: none (image-to-image models)
         n_critic=cfg.n_critic,
         max_steps=cfg.trainer.max_steps,
         log_every_n_steps=cfg.trainer.log_every_n_steps,
@@ -112,7 +114,16 @@ def build_module(cfg: DictConfig) -> GAN:
         if cfg.get("regularizer")
         else None,
         augment=instantiate_node(cfg.augment, "augment") if cfg.get("augment") else None,
+        g_regularizer=_g_regularizer(cfg),
     )
+
+
+def _g_regularizer(cfg: DictConfig) -> nn.Module | None:
+    """The model's penalty on G (stylegan's ``model.path_length``); None when its weight is 0."""
+    node = cfg.model.get("path_length")
+    if not node or not node.get("weight"):
+        return None
+    return instantiate_node(node, "model.path_length")
 
 
 def _progress_bar(cfg: DictConfig, callbacks: list[Any]) -> list[Any]:

@@ -276,6 +276,7 @@ class ImageFolderDataModule(ImageDataModule):
     """
 
     name = "image_folder"
+    path_key = "data.path"  # the option that set ``path``, for error messages
 
     def __init__(
         self,
@@ -294,10 +295,18 @@ class ImageFolderDataModule(ImageDataModule):
     def _read_split(self, split: str) -> Batch:
         if split == "test":
             return self._split("train")
+        files = self.image_files()
+        x = torch.stack([self.read_image(f) for f in files])
+        log.info("image_folder: loaded %d images from %s", len(files), self.path)
+        return x, None
+
+    def image_files(self) -> list[Path]:
+        """Every image file under ``path``, sorted; GanlabError if there is none."""
+        key = self.path_key
         if not self.path.is_dir():
             raise GanlabError(
-                f"data.path {self.path} does not exist or is not a directory; "
-                "set data.path=DIR to a folder of images"
+                f"{key} {self.path} does not exist or is not a directory; "
+                f"set {key}=DIR to a folder of images"
             )
         files = sorted(
             p for p in self.path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
@@ -305,13 +314,12 @@ class ImageFolderDataModule(ImageDataModule):
         if not files:
             raise GanlabError(
                 f"no image files ({', '.join(IMAGE_EXTENSIONS)}) found under {self.path}; "
-                "set data.path to a folder that holds images"
+                f"set {key} to a folder that holds images"
             )
-        x = torch.stack([self._read_image(f) for f in files])
-        log.info("image_folder: loaded %d images from %s", len(files), self.path)
-        return x, None
+        return files
 
-    def _read_image(self, file: Path) -> Tensor:
+    def read_image(self, file: Path) -> Tensor:
+        """One image file as (channels, image_size, image_size) uint8, resized and cropped."""
         try:
             with Image.open(file) as image:
                 image = image.convert("L" if self.channels == 1 else "RGB")

@@ -3,6 +3,7 @@
 from ganlab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganlab.nets.mlp import MLPDiscriminator, MLPGenerator
 from ganlab.nets.sngan import SNGANDiscriminator, SNGANGenerator
+from ganlab.nets.stylegan import StyleGANDiscriminator, StyleGANGenerator
 
 __all__ = [
     "DCGANDiscriminator",
@@ -11,4 +12,6 @@ __all__ = [
     "MLPGenerator",
     "SNGANDiscriminator",
     "SNGANGenerator",
+    "StyleGANDiscriminator",
+    "StyleGANGenerator",
 ]
