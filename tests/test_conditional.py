@@ -111,3 +111,16 @@ def test_conditioning_needs_labels(make_config):
     cfg = make_config(["model=mlp", "data=ring8", "conditioning=concat"])
     with pytest.raises(GanlabError, match="labelled data"):
         validate(cfg)
+
+
+@pytest.mark.parametrize("model", ["sngan", "stylegan", "cyclegan"])
+def test_models_without_a_conditional_variant_say_so(make_config, model):
+    from ganlab.config import validate
+
+    cfg = make_config([f"model={model}", "conditioning=projection"], tiny=False)
+    with pytest.raises(GanlabError) as excinfo:
+        validate(cfg)
+    assert str(excinfo.value) == (
+        f"model={model} has no conditional variant; use conditioning=none, or a conditional "
+        "model: mlp or dcgan"
+    )

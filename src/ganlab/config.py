@@ -253,6 +253,15 @@ def validate(cfg: DictConfig) -> None:
                 f"shape {shape}; make model.{net}'s channels, image_size or shape match "
                 "data.channels, data.image_size or data.shape (by default they follow the data)"
             )
+    conditional = any(
+        isinstance(cfg.model.get(net), DictConfig) and "num_classes" in cfg.model[net]
+        for net in ("generator", "discriminator")
+    )
+    if conditional and cfg.model.get("name") in ("sngan", "stylegan", "cyclegan"):
+        raise GanlabError(
+            f"model={cfg.model.name} has no conditional variant; use conditioning=none, or a "
+            "conditional model: mlp or dcgan"
+        )
     for net in ("generator", "discriminator"):
         node = cfg.model.get(net)
         classes = node.get("num_classes") if isinstance(node, DictConfig) else None
