@@ -56,6 +56,8 @@ def test_event_files_hold_scalars_histograms_images_and_hparams(run_dir):
     assert [e.step for e in acc.Histograms("d_output/real")] == [2, 4]
     assert {"samples/grid", "samples/interpolation"} <= set(tags["images"])
     assert acc.Scalars("lr/generator")[0].value == pytest.approx(2e-4)
+    # Evaluations at steps 2 and 4 (the final metrics at 4 too), none at step 0.
+    assert {e.step for e in acc.Scalars("metrics/fid")} == {2, 4}
     hparams = acc.PluginTagToContent("hparams")
     assert "_hparams_/session_start_info" in hparams
     assert b"model.name" in hparams["_hparams_/session_start_info"]

@@ -66,4 +66,7 @@ def write_dashboard(loggers: list[Any], cfg: DictConfig, metrics: dict[str, Any]
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.experiment.add_custom_scalars(LAYOUT)
-            logger.log_hyperparams(hparams_of(cfg), final)
+            # At the run's last step: Lightning writes the metrics given here as scalars
+            # at `step` (0 by default, which would put the final values at the start of
+            # every metric's curve).
+            logger.log_hyperparams(hparams_of(cfg), final, step=int(metrics.get("steps", 0)))
