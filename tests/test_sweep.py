@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -117,13 +118,23 @@ def test_report_of_two_losses_by_two_seeds(tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"({png.name})" in markdown
 
+    # A folder of several sweeps is reported as one comparison: here each loss in a sweep
+    # of its own, with the same rows as the one sweep.
+    parent = tmp_path / "two_sweeps"
+    for job in (d for d in sweep.iterdir() if d.is_dir()):
+        loss = "hinge" if "- loss=hinge" in (job / ".hydra" / "overrides.yaml").read_text() else "ns"
+        shutil.copytree(job, parent / loss / job.name)
+    assert report_main([str(parent)]) == 0
+    merged = {r["group"]: r for r in csv.DictReader((parent / "report.csv").open())}
+    assert merged == rows
+
 
 def test_report_of_bad_input_fails_with_one_line(tmp_path, capsys):
     assert report_main([str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path / 'nowhere'} is not a directory\n"
     assert report_main([str(tmp_path)]) == 2
     assert capsys.readouterr().err == (
-        f"error: {tmp_path} holds no jobs (no */.hydra/overrides.yaml)\n"
+        f"error: {tmp_path} holds no jobs (no .hydra/overrides.yaml under it)\n"
     )
 
 

@@ -1,6 +1,8 @@
 """Multi-seed report of a sweep: ``python -m ganlab.report outputs/multirun/<date>/<time>``.
 
-Jobs are grouped by their overrides (``.hydra/overrides.yaml``) except ``seed``. For each
+The jobs are the run directories (those with ``.hydra/overrides.yaml``) anywhere under the
+directory given, so a folder of several sweeps (``outputs/multirun/<date>``) is reported
+as one comparison. Jobs are grouped by their overrides (``.hydra/overrides.yaml``) except ``seed``. For each
 group, ``report.csv`` and ``report.md`` give every final metric of ``metrics.json``
 (``metrics/*``, ``wall_time_s``, ``steps``) as mean and sample standard deviation over the
 seeds that finished, with their number ``n``; failed jobs (``error.txt``, or no
@@ -52,9 +54,9 @@ class Group:
 
 
 def load_jobs(sweep_dir: Path) -> list[Job]:
-    job_dirs = [p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")]
+    job_dirs = [p.parent.parent for p in sweep_dir.glob("**/.hydra/overrides.yaml")]
     jobs = []
-    for job_dir in sorted(job_dirs, key=lambda p: (len(p.name), p.name)):
+    for job_dir in sorted(job_dirs, key=lambda p: (str(p.parent), len(p.name), p.name)):
         error_file, metrics_file = job_dir / ERROR_FILE, job_dir / "metrics.json"
         if error_file.is_file():
             lines = error_file.read_text().splitlines()
@@ -195,7 +197,7 @@ def report(sweep_dir: Path) -> tuple[str, list[Path]]:
         raise ValueError(f"{sweep_dir} is not a directory")
     jobs = load_jobs(sweep_dir)
     if not jobs:
-        raise ValueError(f"{sweep_dir} holds no jobs (no */.hydra/overrides.yaml)")
+        raise ValueError(f"{sweep_dir} holds no jobs (no .hydra/overrides.yaml under it)")
     groups = group_jobs(jobs)
     markdown = write_tables(groups, sweep_dir)
     plots = write_plots(groups, sweep_dir)
