@@ -181,3 +181,13 @@ def test_slurm_launcher_config_composes():
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.partition, launcher.gpus_per_node) == ("gpu", 1)
     assert launcher.timeout_min > 0 and launcher.mem_gb > 0
+
+
+def test_group_labels_show_what_differs():
+    from ganlab.report import Group, group_labels
+
+    shared = ("experiment=grid25", "trainer.max_steps=4000")
+    groups = [Group(shared), Group((*shared, "regularizer=r1")), Group((*shared, "optimizer=ttur"))]
+    assert group_labels(groups) == ["(no other overrides)", "regularizer=r1", "optimizer=ttur"]
+    assert group_labels([Group(shared)]) == [" ".join(shared)]
+    assert group_labels([Group(())]) == ["(all jobs)"]

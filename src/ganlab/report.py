@@ -86,7 +86,8 @@ def group_jobs(jobs: Sequence[Job]) -> list[Group]:
 def group_labels(groups: Sequence[Group]) -> list[str]:
     """Each group's overrides that not all groups share (the shared ones say nothing)."""
     shared = set.intersection(*(set(g.key) for g in groups)) if len(groups) > 1 else set()
-    return [" ".join(o for o in g.key if o not in shared) or "(all jobs)" for g in groups]
+    alone = "(all jobs)" if len(groups) == 1 else "(no other overrides)"  # e.g. a baseline
+    return [" ".join(o for o in g.key if o not in shared) or alone for g in groups]
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
