@@ -2,6 +2,7 @@
 final sample picture copied to docs/images/gallery/<model>_<data>.png.
 
     python scripts/gallery.py [steps=N] [out=docs/images/gallery] [runs=outputs/gallery] [data_dir=data]
+                              [only=[dcgan_digits,mlp_ring8]]
 
 Budgets are per entry (a CPU-sized run of a few minutes each); ``steps`` overrides them all.
 """
@@ -20,13 +21,13 @@ from ganlab.train import train
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = [
     "trainer.enable_progress_bar=false",
-    "callbacks.evaluation.every_n_steps=0",
     "callbacks.diagnostics.every_n_steps=0",
     "callbacks.sample_grid.every_n_steps=0",
 ]
+NO_EVAL = ["callbacks.evaluation.every_n_steps=0"]  # models with sample metrics
 ENTRIES = {
-    "dcgan_digits": ["model=dcgan", "data=digits", "trainer.max_steps=2000"],
-    "mlp_digits": ["model=mlp", "data=digits", "trainer.max_steps=2000"],
+    "dcgan_digits": ["model=dcgan", "data=digits", "trainer.max_steps=2000", *NO_EVAL],
+    "mlp_digits": ["model=mlp", "data=digits", "trainer.max_steps=2000", *NO_EVAL],
     "sngan_digits": [
         "model=sngan",
         "data=digits",
@@ -34,8 +35,11 @@ ENTRIES = {
         "model.discriminator.width=32",
         "loss=hinge",
         "trainer.max_steps=1000",
+        *NO_EVAL,
     ],
-    "mlp_ring8": ["experiment=ring8", "trainer.max_steps=10000"],
+    "stylegan_digits": ["experiment=stylegan_digits", *NO_EVAL],
+    "cyclegan_digits": ["experiment=cyclegan_digits"],
+    "mlp_ring8": ["experiment=ring8", "trainer.max_steps=10000", *NO_EVAL],
 }
 
 
@@ -47,7 +51,12 @@ def main(argv: list[str]) -> None:
     steps = [f"trainer.max_steps={args.steps}"] if "steps" in args else []
     if "data_dir" in args:  # where the evaluation classifier is cached
         steps.append(f"paths.data_dir={args.data_dir}")
-    for name, overrides in ENTRIES.items():
+    only = list(args.get("only") or ENTRIES)
+    unknown = sorted(set(only) - set(ENTRIES))
+    if unknown:
+        sys.exit(f"error: only={unknown} names no gallery entry; entries: {', '.join(ENTRIES)}")
+    for name in only:
+        overrides = ENTRIES[name]
         run = runs / name
         with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
             cfg = compose(

@@ -149,4 +149,7 @@ def test_gallery_script_runs_on_a_short_training(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     pictures = sorted(p.name for p in (tmp_path / "g").glob("*.png"))
-    assert pictures == ["dcgan_digits.png", "mlp_digits.png", "mlp_ring8.png", "sngan_digits.png"]
+    assert pictures == [
+        "cyclegan_digits.png", "dcgan_digits.png", "mlp_digits.png", "mlp_ring8.png",
+        "sngan_digits.png", "stylegan_digits.png",
+    ]
