@@ -12,6 +12,9 @@ import torch
 from conftest import ROOT, TINY
 from test_sweep import sweep_dir
 
+from ganlab.errors import GanlabError
+from ganlab.train import train
+
 TRAIN = str(ROOT / "train.py")
 BATCH = 16
 DDP = [
@@ -95,3 +98,15 @@ def test_ddp_in_a_local_multirun_fails_with_one_line(tmp_path, data_dir):
     error = (sweep_dir(tmp_path) / "0" / "error.txt").read_text().splitlines()[0]
     assert error.startswith("trainer=ddp starts its processes by re-running the command line")
     assert "hydra/launcher=slurm" in error
+
+
+@pytest.mark.parametrize("strategy", ["ddp_spawn", "ddp_fork"])
+def test_spawned_or_forked_processes_fail_with_one_line(make_config, strategy):
+    cfg = make_config([f"trainer.strategy={strategy}", "trainer.devices=2"])
+    with pytest.raises(GanlabError) as excinfo:
+        train(cfg)
+    method = strategy.split("_")[1]
+    assert str(excinfo.value) == (
+        f"trainer.strategy='{strategy}' starts processes by {method}, which ganlab does not "
+        "support; use trainer=ddp"
+    )

@@ -164,10 +164,15 @@ def _trainer(trainer_kwargs: dict[str, Any], **kwargs: Any) -> L.Trainer:
         trainer = L.Trainer(**trainer_kwargs, **kwargs)
         chosen = trainer.strategy
         if isinstance(chosen, DDPStrategy) and not isinstance(chosen, GANDDPStrategy):
+            # Only processes started by re-running the command (or by SLURM): spawned and
+            # forked ones would train copies whose steps and metrics train() never sees.
+            if chosen._start_method != "popen":
+                raise GanlabError(
+                    f"trainer.strategy={trainer_kwargs.get('strategy')!r} starts processes "
+                    f"by {chosen._start_method}, which ganlab does not support; use trainer=ddp"
+                )
             strategy = GANDDPStrategy(
-                start_method=chosen._start_method,
-                process_group_backend=chosen._process_group_backend,
-                timeout=chosen._timeout,
+                process_group_backend=chosen._process_group_backend, timeout=chosen._timeout
             )
             trainer = L.Trainer(**{**trainer_kwargs, "strategy": strategy}, **kwargs)
     except (MisconfigurationException, TypeError, ValueError) as err:
