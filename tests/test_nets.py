@@ -46,6 +46,18 @@ def test_mlp_shapes(shape):
     assert d(x).shape == (5, 1)
 
 
+def test_mlp_generator_batch_norm_normalises_each_hidden_layer():
+    torch.manual_seed(0)
+    g = MLPGenerator(latent_dim=8, shape=(2,), hidden=(16, 32), batch_norm=True)
+    norms = [m for m in g.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert [m.num_features for m in norms] == [16, 32]
+    # In training mode every hidden unit leaves its BatchNorm with batch mean 0, std 1.
+    h = g.net[:2](torch.randn(64, 8) * 5 + 3)
+    assert torch.allclose(h.mean(0), torch.zeros(16), atol=1e-5)
+    assert torch.allclose(h.var(0, unbiased=False), torch.ones(16), atol=1e-3)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in MLPGenerator(8, (2,)).modules())
+
+
 def test_mlp_default_widths():
     g, d = MLPGenerator(latent_dim=100, shape=(2,)), MLPDiscriminator(shape=(2,))
     assert [m.out_features for m in g.modules() if isinstance(m, torch.nn.Linear)] == [

@@ -22,7 +22,11 @@ def _check_shape(shape: Sequence[int]) -> tuple[int, ...]:
 
 class MLPGenerator(nn.Module):
     """z (B, latent_dim) [, labels (B,)] -> samples (B, *shape) in [-1, 1]; with
-    ``num_classes`` the one-hot label is concatenated to z (CGAN)."""
+    ``num_classes`` the one-hot label is concatenated to z (CGAN).
+
+    ``batch_norm``: BatchNorm1d before every hidden activation, as in the generators of
+    the VEEGAN / PacGAN 2-D experiments (Lin et al. 2018, appendix).
+    """
 
     def __init__(
         self,
@@ -31,6 +35,7 @@ class MLPGenerator(nn.Module):
         hidden: Sequence[int] = (256, 512, 1024),
         negative_slope: float = 0.2,
         num_classes: int | None = None,
+        batch_norm: bool = False,
     ) -> None:
         super().__init__()
         self.latent_dim, self.num_classes = latent_dim, num_classes
@@ -38,7 +43,10 @@ class MLPGenerator(nn.Module):
         layers: list[nn.Module] = []
         width = latent_dim + (num_classes or 0)
         for h in hidden:
-            layers += [nn.Linear(width, h), nn.LeakyReLU(negative_slope)]
+            layers.append(nn.Linear(width, h))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(h))
+            layers.append(nn.LeakyReLU(negative_slope))
             width = h
         layers += [nn.Linear(width, math.prod(self.shape)), nn.Tanh()]
         self.net = nn.Sequential(*layers)
