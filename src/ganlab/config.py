@@ -54,6 +54,7 @@ SIZES: Rule = (
 RULES: dict[str, Rule] = {
     "seed": SEED,
     "n_critic": INT_1,
+    "pack": INT_1,
     "on_nonfinite": (lambda v: v in MODES, f"it must be one of {', '.join(MODES)}"),
     "ckpt_path": (
         lambda v: v is None or (isinstance(v, str) and v != ""),
@@ -91,6 +92,7 @@ RULES: dict[str, Rule] = {
     "model.generator.negative_slope": NON_NEGATIVE,
     "model.discriminator.negative_slope": NON_NEGATIVE,
     "model.discriminator.dropout": FRACTION,
+    "model.generator.batch_norm": BOOL,
     "model.compile": BOOL,
     "model.channels_last": BOOL,
     "model.discriminator.minibatch_std": INT_0,
@@ -262,6 +264,7 @@ def validate(cfg: DictConfig) -> None:
             f"model={cfg.model.name} has no conditional variant; use conditioning=none, or a "
             "conditional model: mlp or dcgan"
         )
+    _check_pack(cfg, conditional)
     for net in ("generator", "discriminator"):
         node = cfg.model.get(net)
         classes = node.get("num_classes") if isinstance(node, DictConfig) else None
@@ -271,3 +274,21 @@ def validate(cfg: DictConfig) -> None:
                 "has data.num_classes=null; use digits, mnist, fashion_mnist or cifar10, or "
                 "conditioning=none"
             )
+
+
+def _check_pack(cfg: DictConfig, conditional: bool) -> None:
+    """PacGAN packing: models whose D takes a feature or channel count, no labels (a packed
+    group would mix several), a batch that splits into whole groups."""
+    pack = cfg.get("pack", 1)
+    if pack == 1:
+        return
+    model = cfg.model.get("name")
+    if model not in ("mlp", "dcgan", "sngan"):
+        raise GanlabError(f"pack={pack} is not supported by model={model}; use model=mlp, "
+                          "dcgan or sngan, or pack=1")
+    if conditional:
+        raise GanlabError(f"pack={pack} has no conditional variant (a packed group would mix "
+                          "labels); use conditioning=none or pack=1")
+    if cfg.data.batch_size % pack:
+        raise GanlabError(f"data.batch_size={cfg.data.batch_size} is not a multiple of "
+                          f"pack={pack}; choose a batch size divisible by {pack}")

@@ -24,6 +24,14 @@ log = logging.getLogger(__name__)
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 
 
+def pack_samples(x: Tensor, pack: int) -> Tensor:
+    """(B, C, ...) -> (B / pack, pack * C, ...): samples ``pack * i`` to ``pack * i + pack - 1``
+    concatenated along the feature / channel axis, as PacGAN's discriminator sees them."""
+    if x.shape[0] % pack:
+        raise ValueError(f"a batch of {x.shape[0]} samples cannot be packed in groups of {pack}")
+    return x.reshape(x.shape[0] // pack, pack * x.shape[1], *x.shape[2:])
+
+
 class GAN(L.LightningModule):
     """Alternating GAN training with manual optimization.
 
@@ -51,6 +59,7 @@ class GAN(L.LightningModule):
         regularizer: Regularizer | None = None,
         augment: Callable[[Tensor], Tensor] | None = None,
         g_regularizer: nn.Module | None = None,
+        pack: int = 1,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -65,6 +74,7 @@ class GAN(L.LightningModule):
             self.generator_ema = copy.deepcopy(generator).requires_grad_(False)
         self.regularizer = regularizer  # R1 / DRAGAN, applied every regularizer.interval D steps
         self.augment = augment  # DiffAugment on every sample D sees, real and fake
+        self.pack = pack  # PacGAN: D judges groups of `pack` samples (see pack_samples)
         # G's penalty (StyleGAN's path length): weight * interval * g_regularizer(G, z) added
         # every g_regularizer.interval G updates; a module, so its state is checkpointed.
         self.g_regularizer = g_regularizer
@@ -175,14 +185,20 @@ class GAN(L.LightningModule):
         return self.generator(z) if y is None else self.generator(z, y)
 
     def _critic(self, y: Tensor | None = None) -> Callable[[Tensor], Tensor]:
-        """D as the loss sees it: behind DiffAugment when there is one, given the labels
-        of a conditional model."""
-        if self.augment is None and y is None:
+        """D as the loss sees it: behind DiffAugment when there is one, on packed samples
+        under PacGAN, given the labels of a conditional model."""
+        if self.augment is None and y is None and self.pack == 1:
             return self.discriminator
-        augment = self.augment or (lambda x: x)
-        if y is None:
-            return lambda x: self.discriminator(augment(x))
-        return lambda x: self.discriminator(augment(x), y)
+        augment, pack = self.augment, self.pack
+
+        def critic(x: Tensor) -> Tensor:
+            if augment is not None:
+                x = augment(x)
+            if pack > 1:
+                x = pack_samples(x, pack)
+            return self.discriminator(x) if y is None else self.discriminator(x, y)
+
+        return critic
 
     def _regularized(self, terms: dict[str, Tensor], critic: Callable[[Tensor], Tensor],
                      real: Tensor, fake: Tensor) -> dict[str, Tensor]:

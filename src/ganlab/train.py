@@ -86,7 +86,9 @@ def apply_model_options(cfg: DictConfig, generator: nn.Module, discriminator: nn
 def build_module(cfg: DictConfig) -> GAN:
     """G, D, loss and optimizers from the config (fails fast on sizes a model cannot make)."""
     generator = instantiate_node(cfg.model.generator, "model.generator")
-    discriminator = instantiate_node(cfg.model.discriminator, "model.discriminator")
+    discriminator = instantiate_node(
+        cfg.model.discriminator, "model.discriminator", **packed_input(cfg)
+    )
     optimizers = {}
     for name, net in (("generator", generator), ("discriminator", discriminator)):
         optimizers[name] = instantiate_node(cfg.optimizer[name], f"optimizer.{name}")
@@ -115,7 +117,19 @@ def build_module(cfg: DictConfig) -> GAN:
         else None,
         augment=instantiate_node(cfg.augment, "augment") if cfg.get("augment") else None,
         g_regularizer=_g_regularizer(cfg),
+        pack=int(cfg.get("pack", 1)),
     )
+
+
+def packed_input(cfg: DictConfig) -> dict[str, Any]:
+    """D's input size under PacGAN packing: ``pack`` times the features (mlp's ``shape``)
+    or the channels (dcgan, sngan) of one sample; nothing to change when ``pack`` is 1."""
+    pack, node = int(cfg.get("pack", 1)), cfg.model.discriminator
+    if pack == 1:
+        return {}
+    if "shape" in node:
+        return {"shape": [pack * node.shape[0], *node.shape[1:]]}
+    return {"channels": pack * node.channels}
 
 
 def _g_regularizer(cfg: DictConfig) -> nn.Module | None:
