@@ -120,6 +120,10 @@ RULES: dict[str, Rule] = {
     "model.module.lambda_identity": NON_NEGATIVE,
     "model.module.adversarial_weight": NON_NEGATIVE,
     "model.module.pool_size": INT_0,
+    "lr_decay_start": (
+        lambda v: v is None or (_is_number(v) and 0 <= v <= 1),
+        "it must be null (the model's schedule) or a number in [0, 1] (1: no decay)",
+    ),
     "model.module.lr_decay_start": (
         lambda v: _is_number(v) and 0 <= v <= 1,
         "it must be a number in [0, 1] (1: no decay)",

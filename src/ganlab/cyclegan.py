@@ -136,11 +136,10 @@ class CycleGAN(GAN):
         lr_decay_start: float = 0.5,
         **gan: Any,
     ) -> None:
-        super().__init__(**gan)
+        super().__init__(lr_decay_start=lr_decay_start, **gan)
         self.lambda_cycle = lambda_cycle
         self.lambda_identity = lambda_identity
         self.adversarial_weight = adversarial_weight
-        self.lr_decay_start = lr_decay_start
         self.pools = {"a": ImagePool(pool_size), "b": ImagePool(pool_size)}
 
     @torch.no_grad()
@@ -161,14 +160,6 @@ class CycleGAN(GAN):
             "model=cyclegan translates images and has no latent space to sample: use its own "
             "callbacks (callbacks=cyclegan) and python -m ganlab.sample ... input=DIR output=DIR"
         )
-
-    def _decay_learning_rates(self) -> None:
-        start = self.lr_decay_start * self.max_steps
-        factor = min(1.0, (self.max_steps - self.g_steps) / max(self.max_steps - start, 1e-8))
-        for opt in self.trainer.optimizers:
-            for group in opt.param_groups:
-                group.setdefault("initial_lr", group["lr"])  # kept in the optimizer's state
-                group["lr"] = group["initial_lr"] * factor
 
     def _judge(self, net: nn.Module) -> Callable[[Tensor], Tensor]:
         """A discriminator as the loss sees it: behind DiffAugment when there is one."""

@@ -60,6 +60,7 @@ class GAN(L.LightningModule):
         augment: Callable[[Tensor], Tensor] | None = None,
         g_regularizer: nn.Module | None = None,
         pack: int = 1,
+        lr_decay_start: float = 1.0,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -75,6 +76,8 @@ class GAN(L.LightningModule):
         self.regularizer = regularizer  # R1 / DRAGAN, applied every regularizer.interval D steps
         self.augment = augment  # DiffAugment on every sample D sees, real and fake
         self.pack = pack  # PacGAN: D judges groups of `pack` samples (see pack_samples)
+        # Both learning rates constant for this fraction of max_steps, then linearly to 0.
+        self.lr_decay_start = lr_decay_start
         # G's penalty (StyleGAN's path length): weight * interval * g_regularizer(G, z) added
         # every g_regularizer.interval G updates; a module, so its state is checkpointed.
         self.g_regularizer = g_regularizer
@@ -138,6 +141,7 @@ class GAN(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor | None], batch_idx: int) -> None:
         real, labels = batch  # (n_critic * B, *shape), (n_critic * B,) or None
         opt_g, opt_d = self.optimizers()
+        self._decay_learning_rates()
         chunks = real.chunk(self.n_critic)
         label_chunks = labels.chunk(self.n_critic) if self.num_classes else [None] * len(chunks)
         batch_size = chunks[0].shape[0]
@@ -180,6 +184,20 @@ class GAN(L.LightningModule):
         self._record(d_terms, g_terms["loss"].detach())
         if self.g_steps % self.log_every_n_steps == 0 or self.g_steps >= self.max_steps:
             self.flush_logs()  # in the step: its callbacks run after the check (divergence.py)
+
+    def _decay_learning_rates(self) -> None:
+        """Every optimizer's lr: its configured value until ``lr_decay_start * max_steps``
+        generator updates, then linearly to 0 at ``max_steps`` (CycleGAN's schedule; also a
+        way to let a 2-D GAN settle its modes). Computed from ``g_steps`` and the ``initial_lr``
+        kept in each param group, so a resumed run continues the same schedule."""
+        if self.lr_decay_start >= 1:
+            return
+        start = self.lr_decay_start * self.max_steps
+        factor = min(1.0, (self.max_steps - self.g_steps) / max(self.max_steps - start, 1e-8))
+        for opt in self.trainer.optimizers:
+            for group in opt.param_groups:
+                group.setdefault("initial_lr", group["lr"])  # kept in the optimizer's state
+                group["lr"] = group["initial_lr"] * factor
 
     def _g(self, z: Tensor, y: Tensor | None) -> Tensor:
         return self.generator(z) if y is None else self.generator(z, y)

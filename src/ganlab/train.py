@@ -118,6 +118,9 @@ def build_module(cfg: DictConfig) -> GAN:
         augment=instantiate_node(cfg.augment, "augment") if cfg.get("augment") else None,
         g_regularizer=_g_regularizer(cfg),
         pack=int(cfg.get("pack", 1)),
+        # null: the module's own default (a partial's keyword or the class default)
+        **({} if cfg.get("lr_decay_start") is None
+           else {"lr_decay_start": float(cfg.lr_decay_start)}),
     )
 
 
