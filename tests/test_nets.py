@@ -58,6 +58,19 @@ def test_mlp_generator_batch_norm_normalises_each_hidden_layer():
     assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in MLPGenerator(8, (2,)).modules())
 
 
+def test_mlp_generator_negative_slope_zero_is_relu():
+    # The 2-D recipes use a ReLU G (negative_slope 0); the default is LeakyReLU 0.2.
+    torch.manual_seed(0)
+    z = torch.randn(64, 8)
+    relu = MLPGenerator(latent_dim=8, shape=(2,), hidden=(16,), negative_slope=0.0)
+    pre = relu.net[0](z)  # (64, 16) pre-activations, some negative
+    assert (pre < 0).any()
+    assert torch.equal(relu.net[:2](z), torch.relu(pre))
+    leaky = MLPGenerator(latent_dim=8, shape=(2,), hidden=(16,))
+    leaky.load_state_dict(relu.state_dict())
+    assert torch.allclose(leaky.net[:2](z), torch.nn.functional.leaky_relu(pre, 0.2))
+
+
 def test_mlp_default_widths():
     g, d = MLPGenerator(latent_dim=100, shape=(2,)), MLPDiscriminator(shape=(2,))
     assert [m.out_features for m in g.modules() if isinstance(m, torch.nn.Linear)] == [
