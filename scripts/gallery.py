@@ -39,7 +39,7 @@ ENTRIES = {
     ],
     "stylegan_digits": ["experiment=stylegan_digits", *NO_EVAL],
     "cyclegan_digits": ["experiment=cyclegan_digits"],
-    "mlp_ring8": ["experiment=ring8", "trainer.max_steps=10000", *NO_EVAL],
+    "mlp_ring8": ["experiment=ring8", *NO_EVAL],
 }
 
 
