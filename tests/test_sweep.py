@@ -183,6 +183,21 @@ def test_slurm_launcher_config_composes():
     assert launcher.timeout_min > 0 and launcher.mem_gb > 0
 
 
+def test_jobs_group_by_value_whatever_the_spelling_and_order(tmp_path):
+    from ganlab.report import Job, group_jobs, group_labels
+
+    metrics = {"metrics/modes": 8.0}
+    jobs = [  # a single run records the value as typed, a multirun's sweeper as parsed
+        Job(tmp_path / "a", ["loss=hinge", "lr=1e-3", "seed=0", "flag=false"], metrics),
+        Job(tmp_path / "b", ["seed=1", "flag=False", "loss=hinge", "lr=0.001"], metrics),
+        Job(tmp_path / "c", ["loss=hinge", "lr=0.001", "seed=2", "flag=True"], metrics),
+    ]
+    groups = group_jobs(jobs)
+    assert [[j.dir.name for j in g.jobs] for g in groups] == [["a", "b"], ["c"]]
+    assert groups[0].key == ("loss=hinge", "lr=0.001", "flag=False")
+    assert group_labels(groups) == ["flag=False", "flag=True"]
+
+
 def test_group_labels_show_what_differs():
     from ganlab.report import Group, group_labels
 

@@ -24,11 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from ganlab.sweep import ERROR_FILE, job_overrides
 
 FINAL_KEYS = ("steps", "wall_time_s")
 PLOTTED = ("train/d_loss", "train/g_loss")
+_PARSER = OverridesParser.create()
 
 
 @dataclass
@@ -75,11 +77,25 @@ def load_jobs(sweep_dir: Path) -> list[Job]:
     return jobs
 
 
+def canonical_override(override: str) -> str:
+    """``key=value`` as Hydra reads it: ``flag=false`` / ``flag=False`` and ``lr=1e-3`` /
+    ``lr=0.001`` are the same value. A single run records the command line as typed while a
+    multirun's sweeper writes the parsed value back (``False``), so without this a run and a
+    sweep of the same setting would be two groups."""
+    parsed = _PARSER.parse_overrides([override])[0]
+    if parsed.is_delete() and parsed.value() is None:  # ~key
+        return f"~{parsed.get_key_element().lstrip('~')}"
+    return f"{parsed.get_key_element()}={parsed.get_value_element_as_str()}"
+
+
 def group_jobs(jobs: Sequence[Job]) -> list[Group]:
-    groups: dict[tuple[str, ...], Group] = {}
+    """Groups by the set of overrides except seed, read as values (their order and spelling
+    on the command line do not split a group); each group keeps its first job's order."""
+    groups: dict[frozenset[str], Group] = {}
     for job in jobs:
-        key = tuple(o for o in job.overrides if o.split("=", 1)[0].lstrip("+~") != "seed")
-        groups.setdefault(key, Group(key)).jobs.append(job)
+        canon = [canonical_override(o) for o in job.overrides]
+        key = tuple(o for o in canon if o.split("=", 1)[0].lstrip("+~") != "seed")
+        groups.setdefault(frozenset(key), Group(key)).jobs.append(job)
     return list(groups.values())
 
 
