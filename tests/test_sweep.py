@@ -136,6 +136,15 @@ def test_report_of_bad_input_fails_with_one_line(tmp_path, capsys):
     assert capsys.readouterr().err == (
         f"error: {tmp_path} holds no jobs (no .hydra/overrides.yaml under it)\n"
     )
+    job = tmp_path / "0"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("- loss=hinge\n- lr=[1,\n")  # edited by hand
+    (job / "metrics.json").write_text(json.dumps({"metrics/modes": 8.0}))
+    assert report_main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {job / '.hydra' / 'overrides.yaml'} holds an override Hydra")
+    assert err.count("\n") == 1 and "fix the file or move that job" in err
+    assert not (tmp_path / "report.md").exists()
 
 
 @pytest.mark.slow

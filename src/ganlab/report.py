@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import OverrideParseException
 
 from ganlab.sweep import ERROR_FILE, job_overrides
 
@@ -77,15 +79,27 @@ def load_jobs(sweep_dir: Path) -> list[Job]:
     return jobs
 
 
-def canonical_override(override: str) -> str:
+def canonical_override(override: Override) -> str:
     """``key=value`` as Hydra reads it: ``flag=false`` / ``flag=False`` and ``lr=1e-3`` /
     ``lr=0.001`` are the same value. A single run records the command line as typed while a
     multirun's sweeper writes the parsed value back (``False``), so without this a run and a
     sweep of the same setting would be two groups."""
-    parsed = _PARSER.parse_overrides([override])[0]
-    if parsed.is_delete() and parsed.value() is None:  # ~key
-        return f"~{parsed.get_key_element().lstrip('~')}"
-    return f"{parsed.get_key_element()}={parsed.get_value_element_as_str()}"
+    if override.is_delete() and override.value() is None:  # ~key
+        return override.get_key_element()
+    return f"{override.get_key_element()}={override.get_value_element_as_str()}"
+
+
+def grouping_key(job: Job) -> tuple[str, ...]:
+    """The job's overrides except seed, canonical, in the order they were given."""
+    try:
+        parsed = _PARSER.parse_overrides(list(job.overrides))
+    except OverrideParseException as err:
+        first = str(err).strip().splitlines()[0]
+        raise ValueError(
+            f"{job.dir / '.hydra' / 'overrides.yaml'} holds an override Hydra cannot read"
+            f" ({first}); fix the file or move that job out of the folder"
+        ) from None
+    return tuple(canonical_override(o) for o in parsed if o.key_or_group != "seed")
 
 
 def group_jobs(jobs: Sequence[Job]) -> list[Group]:
@@ -93,8 +107,7 @@ def group_jobs(jobs: Sequence[Job]) -> list[Group]:
     on the command line do not split a group); each group keeps its first job's order."""
     groups: dict[frozenset[str], Group] = {}
     for job in jobs:
-        canon = [canonical_override(o) for o in job.overrides]
-        key = tuple(o for o in canon if o.split("=", 1)[0].lstrip("+~") != "seed")
+        key = grouping_key(job)
         groups.setdefault(frozenset(key), Group(key)).jobs.append(job)
     return list(groups.values())
 
