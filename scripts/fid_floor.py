@@ -13,19 +13,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from ganlab import registry
+from ganlab.checkpoint import load_generator
 from ganlab.evaluate import Evaluator
-from ganlab.sample import load_checkpoint, load_generator
 
 
 def main(argv: list[str]) -> None:
     args = OmegaConf.from_dotlist(argv)
-    ckpt = load_checkpoint(str(args.checkpoint))
-    generator, config = load_generator(ckpt)
-    cfg = OmegaConf.create(config)
-    data = instantiate(cfg.data)
+    stored = load_generator(str(args.checkpoint))
+    data = registry.build("data", stored.data, "data")  # a registered class, plain arguments
     data.setup()
     held_out, _ = data.tensors("test")
     n = len(held_out)
@@ -34,8 +32,7 @@ def main(argv: list[str]) -> None:
     cache = Path(str(args.get("data_dir", "data")))
     evaluator = Evaluator(eval_cfg, data, cache_dir=cache, seed=int(args.get("seed", 0)))
     floor = evaluator(lambda k: held_out[:k], step=0)
-    model = evaluator.evaluate_generator(generator, int(cfg.model.latent_dim),
-                                         int(ckpt["ganlab"]["g_steps"]))
+    model = evaluator.evaluate_generator(stored.net, stored.latent_dim, stored.g_steps)
     keys = ["metrics/fid", "metrics/kid_mean", "metrics/precision", "metrics/recall",
             "metrics/is_mean", "metrics/classes_generated"]
     print(f"{'metric':24s} {'held-out real':>14s} {'checkpoint':>12s}   (n = {n} each)")

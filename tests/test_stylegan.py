@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from conftest import ROOT, compose_config
 
+from ganlab.checkpoint import StoredGenerator
 from ganlab.errors import GanlabError
 from ganlab.nets import DCGANGenerator
 from ganlab.nets.stylegan import ModulatedConv2d, StyleGANDiscriminator, StyleGANGenerator
@@ -253,5 +254,6 @@ def test_bad_truncation_is_one_line(stylegan_run, tmp_path, capsys):
     assert err.startswith("error: truncation=-1") and err.count("\n") == 1
     with pytest.raises(GanlabError, match="needs a generator with a mapping network"):
         sampling_truncation(
-            SampleArgs(truncation=0.5), DCGANGenerator(8, 1, 16), {"model": {"name": "dcgan"}}
+            SampleArgs(truncation=0.5),
+            StoredGenerator(DCGANGenerator(8, 1, 16), "dcgan", 8, ema=False, g_steps=0),
         )

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
+from ganlab import registry
 from ganlab.errors import GanlabError
 
 
@@ -152,6 +153,7 @@ def load_classifier(path: str | Path) -> tuple[SmallCNN, float]:
     """The model (eval mode, CPU) and test accuracy saved by `save_classifier`."""
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
+        registry.check_plain(record["config"], "config")  # a cache file is data too
         model = SmallCNN(**record["config"])
         model.load_state_dict(record["state_dict"])
     except Exception as err:

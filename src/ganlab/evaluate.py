@@ -2,6 +2,12 @@
 (EvaluationCallback) and from a checkpoint:
 
     python -m ganlab.evaluate checkpoint=PATH [num_samples=N] [data_dir=DIR] [device=cpu]
+        [feature_net=NAME] [weights_path=FILE] [trust=[MODULE,...]]
+
+The checkpoint is data (ganlab.checkpoint): its generator and data module are built only
+from ganlab's registry of classes with plain arguments; the reference data and the caches
+(classifier, statistics) are under ``data_dir`` (default ./data), never a path the
+checkpoint names.
 
 Every result carries its protocol (``protocol/*`` keys): feature network and checksum,
 numbers of real and generated samples, reference split, step, seed, EMA or not.
@@ -19,14 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ganlab import distributed
+from ganlab import distributed, registry
+from ganlab.checkpoint import REFUSED_HINT, load_checkpoint, load_generator, stored_value
 from ganlab.errors import GanlabError
 from ganlab.metrics.mixture import mode_coverage
 from ganlab.rng import capture_rng_state, restore_rng_state
-from ganlab.sample import generate, load_checkpoint, load_generator
+from ganlab.sample import generate
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +238,8 @@ def final_metrics(module: Any, datamodule: Any, cfg: DictConfig) -> dict[str, An
 # -- the command --------------------------------------------------------------------------
 
 def _parse(argv: list[str]) -> DictConfig:
-    allowed = {"checkpoint", "num_samples", "data_dir", "device", "feature_net", "weights_path"}
+    allowed = {"checkpoint", "num_samples", "data_dir", "device", "feature_net", "weights_path",
+               "trust"}
     bad = [a for a in argv if "=" not in a or a.split("=", 1)[0] not in allowed]
     if bad:
         raise GanlabError(f"argument {bad[0]!r} is not one of {', '.join(sorted(allowed))} "
@@ -243,39 +250,58 @@ def _parse(argv: list[str]) -> DictConfig:
     return args
 
 
+# Evaluation options a checkpoint may carry, and their types; paths (weights_path,
+# paths.data_dir) are never taken from a checkpoint, only from the command line.
+_STORED_EVALUATION = {"feature_net": str, "num_samples": int, "reference_split": str,
+                      "kid_subset_size": int, "precision_recall_k": int}
+
+
+def _stored_run(ckpt: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """The checked data node, evaluation options and seed of a checkpoint's run."""
+    config = stored_value(ckpt["ganlab"], "config", dict)
+    data = stored_value(config, "data", dict)
+    stored_eval = stored_value(config, "evaluation", (dict, type(None)), None) or {}
+    evaluation = {"feature_net": "classifier"}
+    for key, kind in _STORED_EVALUATION.items():
+        if key in stored_eval:
+            evaluation[key] = stored_value(stored_eval, key, kind)
+    return data, evaluation, stored_value(config, "seed", int, 0)
+
+
 def evaluate_checkpoint(argv: list[str]) -> tuple[dict[str, Any], Path]:
     args = _parse(argv)
+    registry.trust(args.get("trust"))
     ckpt_path = Path(str(args.checkpoint))
-    ckpt = load_checkpoint(ckpt_path)
-    generator, config = load_generator(ckpt)
-    cfg = OmegaConf.create(config)
-    if "latent_dim" not in cfg.model:
+    stored = load_generator(ckpt_path)
+    if stored.latent_dim is None:
         raise GanlabError(
-            f"checkpoint={ckpt_path} holds a {cfg.model.get('name')} model, which translates "
+            f"checkpoint={ckpt_path} holds a {stored.model} model, which translates "
             "images; the metrics here are for samples of noise (its run's metrics.json has "
             "the final cycle and identity losses)"
         )
-    if not str(cfg.data.get("_target_", "")).startswith("ganlab."):
-        raise GanlabError(f"checkpoint data target {cfg.data.get('_target_')!r} is not ganlab's")
-    eval_node = cfg.get("evaluation") or OmegaConf.create({"feature_net": "classifier"})
+    try:
+        data, evaluation, seed = _stored_run(load_checkpoint(ckpt_path, mmap=True))
+        data_dir = str(args.get("data_dir", "data"))
+        if "root" in data:  # torchvision sets: read from (or downloaded into) data_dir
+            data = {**data, "root": data_dir}
+        datamodule = registry.build("data", data, "data")
+    except registry.Refused as err:
+        raise GanlabError(f"checkpoint={ckpt_path}: {err}; {REFUSED_HINT}") from None
     for key in ("num_samples", "feature_net", "weights_path"):
         if key in args:
-            eval_node[key] = args[key]
-    num = eval_node.get("num_samples", 2500)
+            evaluation[key] = args[key]
+    num = evaluation.get("num_samples", 2500)
     if not isinstance(num, int) or isinstance(num, bool) or num < 2:
         raise GanlabError(f"num_samples={num!r} must be an integer >= 2")
-    cfg.evaluation = eval_node
-    if "data_dir" in args:
-        cfg.paths.data_dir = str(args.data_dir)
-    generator = generator.to(str(args.get("device", "cpu")))
-    datamodule = instantiate(cfg.data)
+    cfg = OmegaConf.create({"evaluation": evaluation, "seed": seed,
+                            "paths": {"data_dir": data_dir}})
+    generator = stored.net.to(str(args.get("device", "cpu")))
     datamodule.setup()
     evaluator = build_evaluator(cfg, datamodule)
     if evaluator is None:
         raise GanlabError("no metric applies to this checkpoint's data; use feature_net=inception")
-    uses_ema = any(k.startswith("generator_ema.") for k in ckpt["state_dict"])
-    metrics = evaluator.evaluate_generator(generator, int(cfg.model.latent_dim),
-                                           int(ckpt["ganlab"].get("g_steps", 0)), uses_ema)
+    metrics = evaluator.evaluate_generator(generator, stored.latent_dim, stored.g_steps,
+                                           stored.ema)
     out = ckpt_path.with_suffix(".metrics.json")
     try:
         out.write_text(json.dumps(metrics, indent=2) + "\n")

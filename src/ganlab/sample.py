@@ -9,8 +9,10 @@ StyleGAN checkpoint (default: the model's ``model.truncation``, 0.7). A CycleGAN
 
     python -m ganlab.sample checkpoint=PATH input=DIR output=DIR [direction=a2b|b2a]
 
-The checkpoint is read with ``torch.load(weights_only=True)``: it holds tensors and plain
-data only (the composed config included), so loading a downloaded checkpoint runs no code.
+The checkpoint is data (ganlab.checkpoint): read with ``torch.load(weights_only=True)``, its
+generator built only from ganlab's registry of network classes with plain arguments, so
+loading a downloaded checkpoint runs no code. ``trust=[MODULE,...]`` lets your own network
+classes (defined in MODULE) be built too.
 """
 
 from __future__ import annotations
@@ -18,18 +20,17 @@ from __future__ import annotations
 import inspect
 import sys
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
+from ganlab import registry
+from ganlab.checkpoint import StoredGenerator, load_generator
 from ganlab.errors import GanlabError
 
 
@@ -49,6 +50,8 @@ class SampleArgs:
     # stylegan: psi of the truncation trick (1: none); null: the model's default,
     # model.truncation (0.7 for stylegan; none for models without a mapping network)
     truncation: float | None = None
+    # Modules of your own whose network classes a checkpoint may name (ganlab.registry).
+    trust: list[str] | None = None
 
 
 def parse_args(argv: list[str]) -> SampleArgs:
@@ -58,7 +61,7 @@ def parse_args(argv: list[str]) -> SampleArgs:
         raise GanlabError(
             f"argument {bad[0]!r} is not key=value; keys: checkpoint, num_samples, "
             "output, seed, batch_size, device, labels, class_id, interpolate, input, direction, "
-            "truncation"
+            "truncation, trust"
         )
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(SampleArgs), OmegaConf.from_dotlist(argv))
@@ -82,67 +85,6 @@ def parse_args(argv: list[str]) -> SampleArgs:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise GanlabError(f"device={args.device!r} cannot be used: {first}") from None
     return args
-
-
-def load_checkpoint(
-    path: str | Path, key: str = "checkpoint", mmap: bool = False
-) -> dict[str, Any]:
-    """A ganlab checkpoint as plain data; GanlabError (naming ``key=path``) for anything else.
-
-    ``mmap=True`` maps the tensors instead of reading them, for a cheap look at shapes.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise GanlabError(f"{key}={path}: no such file")
-    complete = zipfile.is_zipfile(path)  # what torch.save writes; a truncated copy is not one
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and complete)
-    except Exception as err:
-        text = str(err)
-        if "Weights only load failed" in text:  # it pickles objects: loading would run code
-            found = [ln.strip() for ln in text.splitlines() if "unsupported" in ln.lower()]
-            raise GanlabError(
-                f"{key}={path} holds Python objects, not only tensors and plain data, so it "
-                f"is not loaded (loading it could run code){': ' + found[0] if found else ''}"
-            ) from None
-        if not complete:
-            raise GanlabError(
-                f"{key}={path} cannot be read: it is truncated, or not a checkpoint "
-                "(not a complete zip archive as torch.save writes)"
-            ) from None
-        first = text.strip().splitlines()[0].split(". ")[0] if text.strip() else type(err).__name__
-        raise GanlabError(f"{key}={path} cannot be read: it is corrupt ({first})") from None
-    if not isinstance(ckpt, dict) or "ganlab" not in ckpt or "state_dict" not in ckpt:
-        raise GanlabError(f"{key}={path} is not a ganlab checkpoint (no 'ganlab' section)")
-    return ckpt
-
-
-def _checked_target(node: Any, what: str) -> Any:
-    # The config comes from a file that may not be trusted: only ganlab's own networks
-    # may be instantiated from it.
-    target = str(node.get("_target_", ""))
-    if not target.startswith("ganlab."):
-        raise GanlabError(f"checkpoint {what} target {target!r} is not a ganlab network")
-    return node
-
-
-def load_generator(ckpt: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
-    """The generator (EMA weights when the checkpoint has them) in eval mode, and the config."""
-    config = ckpt["ganlab"]["config"]
-    node = _checked_target(OmegaConf.create(config["model"]["generator"]), "generator")
-    generator = instantiate(node)
-    state = ckpt["state_dict"]
-    prefix = (
-        "generator_ema." if any(k.startswith("generator_ema.") for k in state) else "generator."
-    )
-    weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-    try:
-        generator.load_state_dict(weights)
-    except RuntimeError as err:
-        raise GanlabError(
-            f"checkpoint weights do not fit its generator config: {str(err).splitlines()[0]}"
-        ) from None
-    return generator.eval(), config
 
 
 @torch.no_grad()
@@ -177,16 +119,14 @@ def generate(
     return torch.cat(out)
 
 
-def sampling_truncation(
-    args: SampleArgs, generator: nn.Module, config: dict[str, Any]
-) -> float | None:
+def sampling_truncation(args: SampleArgs, stored: StoredGenerator) -> float | None:
     """The truncation psi to sample with: ``args.truncation``, else the model's default."""
     if args.truncation is None:
-        return config["model"].get("truncation")
-    if "truncation" not in inspect.signature(generator.forward).parameters:
+        return stored.truncation
+    if "truncation" not in inspect.signature(stored.net.forward).parameters:
         raise GanlabError(
             f"truncation={args.truncation} needs a generator with a mapping network "
-            f"(model=stylegan); this checkpoint's model is {config['model'].get('name')}"
+            f"(model=stylegan); this checkpoint's model is {stored.model}"
         )
     return args.truncation
 
@@ -219,10 +159,10 @@ def interpolation_latents(n: int, steps: int, latent_dim: int, seed: int) -> tor
     return torch.cat([slerp(ends[2 * i], ends[2 * i + 1], steps) for i in range(n)])
 
 
-def to_data_space(samples: torch.Tensor, config: dict[str, Any]) -> torch.Tensor:
+def to_data_space(samples: torch.Tensor, scale: float) -> torch.Tensor:
     """Points are generated in [-1, 1] and scaled back by the data set's ``scale``."""
     if samples.dim() == 2:
-        return samples * float(config["data"].get("scale", 1.0))
+        return samples * scale
     return samples
 
 
@@ -278,6 +218,7 @@ def write_output(
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
+        registry.trust(args.trust)
         if args.input is not None:  # image-to-image translation (model=cyclegan)
             from ganlab.translate import translate_folder
 
@@ -285,14 +226,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {count} translated images ({args.direction}) to {folder}")
             return 0
         check_output(args.output)
-        generator, config = load_generator(load_checkpoint(args.checkpoint))
-        if "latent_dim" not in config["model"]:
+        stored = load_generator(args.checkpoint)
+        generator = stored.net
+        if stored.latent_dim is None:
             raise GanlabError(
-                f"checkpoint={args.checkpoint} holds a {config['model'].get('name')} model, "
+                f"checkpoint={args.checkpoint} holds a {stored.model} model, "
                 "which translates images: pass input=DIR output=DIR [direction=a2b|b2a]"
             )
-        latent_dim = int(config["model"]["latent_dim"])
-        truncation = sampling_truncation(args, generator, config)
+        latent_dim = stored.latent_dim
+        truncation = sampling_truncation(args, stored)
         n, z, nrow = args.num_samples, None, None
         if args.interpolate == 1 or args.interpolate < 0:
             raise GanlabError(f"interpolate={args.interpolate} must be 0 (off) or >= 2 steps")
@@ -317,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             z=z,
             truncation=truncation,
         )
-        path = write_output(to_data_space(samples, config), args.output, labels, nrow)
+        path = write_output(to_data_space(samples, stored.scale), args.output, labels, nrow)
     except GanlabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

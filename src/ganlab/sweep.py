@@ -15,10 +15,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ganlab.errors import GanlabError
 
@@ -54,8 +55,19 @@ def failed_jobs(sweep_dir: Path) -> list[tuple[Path, str]]:
 
 
 def job_overrides(job_dir: Path) -> list[str]:
+    """A job's overrides as Hydra wrote them, read as plain YAML data (a file from a run
+    directory is data: nothing in it is resolved or called); [] when there is none."""
     path = job_dir / ".hydra" / "overrides.yaml"
-    return list(OmegaConf.load(path)) if path.is_file() else []
+    if not path.is_file():
+        return []
+    try:
+        overrides = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path} is not YAML ({' '.join(str(err).split())[:80]})") from None
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        raise ValueError(f"{path} is not a list of overrides; fix the file or move that job "
+                         "out of the folder")
+    return overrides
 
 
 class SweepFailures(Callback):

@@ -23,9 +23,11 @@ from lightning.pytorch.strategies.launchers.subprocess_script import _Subprocess
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from ganlab import rundir
 from ganlab.callbacks.checkpoint import LastCheckpoint
 from ganlab.callbacks.interrupt import GracefulStop
 from ganlab.callbacks.progress import GANProgressBar
+from ganlab.checkpoint import AtomicCheckpointIO, resume_checkpoint, run_disk_error
 from ganlab.config import validate
 from ganlab.dashboard import write_dashboard
 from ganlab.distributed import GANDDPStrategy
@@ -34,7 +36,6 @@ from ganlab.errors import GanlabError
 from ganlab.evaluate import final_metrics
 from ganlab.losses import WassersteinGP
 from ganlab.module import GAN
-from ganlab.preflight import resume_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +231,8 @@ def fit(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> FitResul
     """
     validate(cfg)
     output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    rundir.check_run_dir(output_dir)
+    rundir.lock(output_dir)  # released by train() at its end, or when the process ends
     # Subnormal floats (BatchNorm statistics, Adam moments late in a run) slow x86 CPUs
     # down several-fold; flushing them to zero changed no loss value we logged and made
     # the default digits run 2.5x faster.
@@ -240,7 +242,7 @@ def fit(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> FitResul
     module = build_module(cfg)
     datamodule = instantiate_node(cfg.data, "data")
     datamodule.batches_per_step = cfg.n_critic
-    ckpt_path = resume_checkpoint(cfg, output_dir, module.state_dict())
+    ckpt_path = resume_checkpoint(cfg.get("ckpt_path"), output_dir, module.state_dict())
 
     # LastCheckpoint goes last, so that what it saves (the RNG states included) comes after
     # every other callback's work at that step; GracefulStop after it.
@@ -257,6 +259,7 @@ def fit(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> FitResul
         callbacks=[*_progress_bar(cfg, callbacks), *callbacks, stop],
         enable_checkpointing=False,  # checkpoints/last.ckpt is written by LastCheckpoint
         default_root_dir=str(output_dir),
+        plugins=[AtomicCheckpointIO()],
     )
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
@@ -275,6 +278,17 @@ def fit(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> FitResul
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train one GAN as configured; returns the final metrics (also in metrics.json)."""
+    try:
+        return _train(cfg)
+    except OSError as err:  # an event file, say, on a full disk; checkpoints say it themselves
+        if err.errno not in rundir.DISK_ERRNOS:
+            raise
+        raise run_disk_error(err, cfg.paths.output_dir) from None
+    finally:
+        rundir.unlock(cfg.paths.output_dir)
+
+
+def _train(cfg: DictConfig) -> dict[str, Any]:
     result = fit(cfg)
     module, trainer, datamodule = result.module, result.trainer, result.datamodule
     output_dir = Path(cfg.paths.output_dir)
@@ -293,7 +307,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         )
         lg.finalize("success")
     if trainer.is_global_zero:
-        (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        rundir.write_text_atomic(output_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         log.info("metrics: %s", json.dumps(metrics))
         log.info("run directory: %s", output_dir)
     return metrics

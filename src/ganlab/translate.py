@@ -15,10 +15,11 @@ from pathlib import Path
 import torch
 import torchvision.transforms.functional as TF
 
+from ganlab.checkpoint import load_generator
 from ganlab.cyclegan import DIRECTIONS
 from ganlab.data.images import ImageFolderDataModule, to_model_space
 from ganlab.errors import GanlabError
-from ganlab.sample import SampleArgs, load_checkpoint, load_generator
+from ganlab.sample import SampleArgs
 
 
 def _output_names(files: list[Path], root: Path, output: Path) -> list[Path]:
@@ -41,16 +42,15 @@ def translate_folder(args: SampleArgs) -> tuple[int, Path]:
         raise GanlabError(
             f"direction={args.direction!r} is not allowed: it must be one of {', '.join(DIRECTIONS)}"
         )
-    generators, config = load_generator(load_checkpoint(args.checkpoint))
-    model = config["model"].get("name")
-    if model != "cyclegan":
+    stored = load_generator(args.checkpoint)
+    generators = stored.net
+    if not all(hasattr(generators, d) for d in DIRECTIONS):
         raise GanlabError(
-            f"checkpoint={args.checkpoint} holds a {model} model; translating input= images "
-            "needs a model=cyclegan checkpoint"
+            f"checkpoint={args.checkpoint} holds a {stored.model} model; translating input= "
+            "images needs a model=cyclegan checkpoint"
         )
-    data = config["data"]
     folder = ImageFolderDataModule(
-        args.input, image_size=int(data["image_size"]), channels=int(data["channels"])
+        args.input, image_size=generators.image_size, channels=generators.channels
     )
     folder.path_key = "input"
     files = folder.image_files()

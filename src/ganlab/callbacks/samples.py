@@ -14,6 +14,7 @@ from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
 from ganlab.latent import slerp
+from ganlab.rundir import writing
 
 
 def image_grid(images: Tensor, nrow: int = 8) -> Tensor:
@@ -101,11 +102,15 @@ class SampleGridCallback(L.Callback):
         if self._z is None:
             return None
         fake = pl_module.generate(self._z, self._y).cpu()
-        step = pl_module.g_steps
         path = self.dirpath / f"{name}.png"
         if not trainer.is_global_zero:
             return path
-        self.dirpath.mkdir(parents=True, exist_ok=True)
+        with writing(path) as tmp:
+            self._write(trainer, pl_module, fake, tmp)
+        return path
+
+    def _write(self, trainer: L.Trainer, pl_module: Any, fake: Tensor, path: Path) -> None:
+        step = pl_module.g_steps
         tb = next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
         if self._logged_step == step:
             tb = None
@@ -126,7 +131,6 @@ class SampleGridCallback(L.Callback):
                 y = None if self._y is None else torch.zeros(len(self._strip), dtype=torch.long)
                 strip = pl_module.generate(self._strip, y).cpu()
                 tb.experiment.add_image("samples/interpolation", image_grid(strip, nrow=8), step)
-        return path
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
         if self.every_n_steps > 0 and pl_module.g_steps % self.every_n_steps == 0:

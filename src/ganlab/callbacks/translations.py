@@ -13,6 +13,7 @@ from torchvision.utils import save_image
 
 from ganlab.callbacks.diagnostics import DiagnosticsCallback
 from ganlab.callbacks.samples import SampleGridCallback, image_grid
+from ganlab.rundir import writing
 
 REVERSE = {"a2b": "b2a", "b2a": "a2b"}
 
@@ -42,8 +43,8 @@ class TranslationGridCallback(SampleGridCallback):
         path = self.dirpath / f"{name}.png"
         if not trainer.is_global_zero:
             return path
-        self.dirpath.mkdir(parents=True, exist_ok=True)
-        save_image(torch.cat(list(grids.values()), dim=1), path)  # (C, H_a2b + H_b2a, W)
+        with writing(path) as tmp:
+            save_image(torch.cat(list(grids.values()), dim=1), tmp)  # (C, H_a2b + H_b2a, W)
         step = pl_module.g_steps
         tb = next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
         if tb is not None and self._logged_step != step:

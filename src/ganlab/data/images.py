@@ -18,6 +18,7 @@ from torchvision import datasets
 
 from ganlab.data.base import Batch, GanDataModule
 from ganlab.errors import GanlabError
+from ganlab.registry import registered
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +173,7 @@ def _check_num_classes(name: str, num_classes: int | None, expected: int | None)
         )
 
 
+@registered("data")
 class DigitsDataModule(ImageDataModule):
     """scikit-learn's bundled 8x8 digits (1,797 images, 10 classes; no download).
 
@@ -213,6 +215,7 @@ _TORCHVISION = {
 }
 
 
+@registered("data")
 class TorchvisionDataModule(ImageDataModule):
     """MNIST, Fashion-MNIST or CIFAR-10 read by torchvision from (or downloaded into) ``root``."""
 
@@ -269,6 +272,7 @@ class TorchvisionDataModule(ImageDataModule):
         )
 
 
+@registered("data")
 class ImageFolderDataModule(ImageDataModule):
     """Every image under ``path`` (recursively), resized and center-cropped to a square.
 

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from ganlab.data.base import Batch, GanDataModule
 from ganlab.errors import GanlabError
+from ganlab.registry import registered
 
 EVAL_SIZE = 10_000
 # Evaluation samples do not depend on the run's seed, so every run is scored against the
@@ -76,6 +77,7 @@ class GaussianMixture(GanDataModule):
         self._generator.set_state(state["generator"])
 
 
+@registered("data")
 class Ring(GaussianMixture):
     """``num_modes`` Gaussians evenly spaced on a circle, the first at angle 0."""
 
@@ -97,6 +99,7 @@ class Ring(GaussianMixture):
         super().__init__(centers, std, scale, batch_size, shape, num_classes, seed)
 
 
+@registered("data")
 class Grid(GaussianMixture):
     """``grid_size`` x ``grid_size`` Gaussians on a square grid centred at the origin."""
 

@@ -11,8 +11,10 @@ import torch
 from ganlab.data.base import Batch
 from ganlab.data.images import ImageDataModule, TorchvisionDataModule
 from ganlab.errors import GanlabError
+from ganlab.registry import registered
 
 
+@registered("data")
 class StackedMNISTDataModule(ImageDataModule):
     """Each sample stacks three MNIST images drawn uniformly at random; its label is the
     mode ``100 * d_R + 10 * d_G + d_B``. The triples are fixed per split (seeded

@@ -23,6 +23,7 @@ from ganlab.data.images import (
     format_images,
 )
 from ganlab.errors import GanlabError
+from ganlab.registry import registered
 
 # Domain B of the built-in pair: ink and paper colours (RGB) of the recoloured digits.
 INK = (30, 60, 150)  # dark blue strokes
@@ -43,6 +44,7 @@ class RecolouredDigits(DigitsDataModule):
         return format_images(_to_uint8(rgb), self.image_size, self.channels), y
 
 
+@registered("data")
 class UnpairedDataModule(GanDataModule):
     """Domains A and B, each an ImageDataModule with its own sampler (seeds ``seed`` and
     ``seed + 1``). Folders have no held-out images: split "test" is the training images."""

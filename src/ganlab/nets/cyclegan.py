@@ -14,6 +14,7 @@ import math
 from torch import Tensor, nn
 
 from ganlab.errors import GanlabError
+from ganlab.registry import registered
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -140,6 +141,7 @@ class _Pair(nn.Module):
             child.compile(*args, **kwargs)
 
 
+@registered("network")
 class CycleGenerators(_Pair):
     """G: A -> B (``a2b``) and F: B -> A (``b2a``), both ResnetGenerators."""
 
@@ -147,10 +149,12 @@ class CycleGenerators(_Pair):
         self, channels: int, image_size: int, width: int = 32, num_blocks: int = 3
     ) -> None:
         super().__init__()
+        self.channels, self.image_size = channels, image_size
         self.a2b = ResnetGenerator(channels, image_size, width, num_blocks)
         self.b2a = ResnetGenerator(channels, image_size, width, num_blocks)
 
 
+@registered("network")
 class PatchDiscriminators(_Pair):
     """D_A (``a``: real A vs F(b)) and D_B (``b``: real B vs G(a)), both PatchGANs."""
 

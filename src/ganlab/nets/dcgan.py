@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from ganlab.errors import GanlabError
 from ganlab.nets.conditional import Projection, check_conditioning, one_hot, with_label_channels
 from ganlab.nets.layers import MinibatchStd, apply_spectral_norm
+from ganlab.registry import registered
 
 
 def dcgan_layout(image_size: int) -> tuple[int, int]:
@@ -39,6 +40,7 @@ def _init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+@registered("network")
 class DCGANGenerator(nn.Module):
     """z (B, latent_dim) [, labels (B,)] -> images (B, channels, image_size, image_size) in
     [-1, 1]. With ``num_classes`` the one-hot label is concatenated to z (CGAN)."""
@@ -79,6 +81,7 @@ class DCGANGenerator(nn.Module):
         return self.net(z.view(z.shape[0], -1, 1, 1))
 
 
+@registered("network")
 class DCGANDiscriminator(nn.Module):
     """images (B, channels, H, W) -> logits (B, 1); no sigmoid, the loss works on logits.
 

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from ganlab.errors import GanlabError
 from ganlab.nets.conditional import Projection, check_conditioning, one_hot, with_label_channels
 from ganlab.nets.layers import apply_spectral_norm
+from ganlab.registry import registered
 
 
 def _check_shape(shape: Sequence[int]) -> tuple[int, ...]:
@@ -20,6 +21,7 @@ def _check_shape(shape: Sequence[int]) -> tuple[int, ...]:
     return shape
 
 
+@registered("network")
 class MLPGenerator(nn.Module):
     """z (B, latent_dim) [, labels (B,)] -> samples (B, *shape) in [-1, 1]; with
     ``num_classes`` the one-hot label is concatenated to z (CGAN).
@@ -57,6 +59,7 @@ class MLPGenerator(nn.Module):
         return self.net(z).view(z.shape[0], *self.shape)
 
 
+@registered("network")
 class MLPDiscriminator(nn.Module):
     """samples (B, *shape) -> logits (B, 1); no sigmoid, the loss works on logits.
 

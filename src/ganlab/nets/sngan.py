@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from ganlab.errors import GanlabError
 from ganlab.nets.layers import MinibatchStd, apply_spectral_norm
+from ganlab.registry import registered
 
 
 def _num_blocks(image_size: int) -> int:
@@ -64,6 +65,7 @@ class _DBlock(nn.Module):
         return h + s
 
 
+@registered("network")
 class SNGANGenerator(nn.Module):
     """z (B, latent_dim) -> (B, channels, image_size, image_size) in [-1, 1]."""
 
@@ -83,6 +85,7 @@ class SNGANGenerator(nn.Module):
         return self.out(self.blocks(h))
 
 
+@registered("network")
 class SNGANDiscriminator(nn.Module):
     """images -> logits (B, 1); every layer spectrally normalised, global sum pooling.
 

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from ganlab.errors import GanlabError
 from ganlab.nets.dcgan import dcgan_layout
 from ganlab.nets.layers import MinibatchStd
+from ganlab.registry import registered
 
 SQRT2 = math.sqrt(2.0)
 
@@ -218,6 +219,7 @@ class SynthesisBlock(nn.Module):
         return x, y if img is None else upsample2d(img) + y
 
 
+@registered("network")
 class StyleGANGenerator(nn.Module):
     """z (B, latent_dim) -> images (B, channels, image_size, image_size).
 
@@ -326,6 +328,7 @@ class DBlock(nn.Module):
         return (self.skip(x) + self.conv1(self.conv0(x))) / SQRT2
 
 
+@registered("network")
 class StyleGANDiscriminator(nn.Module):
     """images (B, channels, H, W) -> logits (B, 1): fromRGB, residual blocks down to
     base x base, then minibatch std (group ``minibatch_std``; 0: none), conv3, two dense
