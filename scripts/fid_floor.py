@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from ganlab import registry
 from ganlab.checkpoint import load_generator
-from ganlab.evaluate import Evaluator
+from ganlab.evaluation import Evaluator
 
 
 def main(argv: list[str]) -> None:

@@ -11,7 +11,7 @@ from test_data import write_idx
 
 from ganlab.data import StackedMNISTDataModule
 from ganlab.errors import GanlabError
-from ganlab.evaluate import Evaluator
+from ganlab.evaluation import Evaluator
 
 
 def synthetic_digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

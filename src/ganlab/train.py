@@ -33,7 +33,7 @@ from ganlab.dashboard import write_dashboard
 from ganlab.distributed import GANDDPStrategy
 from ganlab.divergence import Diverged
 from ganlab.errors import GanlabError
-from ganlab.evaluate import final_metrics
+from ganlab.evaluation import final_metrics
 from ganlab.losses import WassersteinGP
 from ganlab.module import GAN
 

@@ -11,7 +11,7 @@ import lightning as L
 from omegaconf import OmegaConf
 
 from ganlab.callbacks.checkpoint import LastCheckpoint
-from ganlab.evaluate import build_evaluator, metric_mode
+from ganlab.evaluation import build_evaluator, metric_mode
 
 log = logging.getLogger(__name__)
 
