@@ -37,8 +37,10 @@ CASES = {
     "ema": ["ema.half_life_kimg=1"],
     # Beyond the list: G's lazy penalty, DiffAugment with lr decay, clipping + DRAGAN,
     # and the concatenating conditional MLP.
-    "stylegan_path_length": ["model=stylegan", "data.image_size=16", "model.path_length.weight=2",
-                             "model.path_length.interval=4", "regularizer.interval=4"],
+    "stylegan_path_length": ["model=stylegan", "data.image_size=16",
+                             "model.penalties.path_length.weight=2",
+                             "model.penalties.path_length.interval=4",
+                             "model.penalties.r1.interval=4"],
     "diffaug_lr_decay": ["augment=diffaug", "lr_decay_start=0.5"],
     "mlp_ring8_wgan_dragan": ["model=mlp", "data=ring8", "loss=wgan", "regularizer=dragan"],
     "mlp_digits_concat": ["model=mlp", "conditioning=concat"],

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from ganlab import registry
@@ -200,6 +202,18 @@ def saved_step(path: Path) -> int | None:
         return int(steps["g_steps"])
     except Exception:
         return None
+
+
+class RunRecord(L.Callback):
+    """Puts the run's composed config (resolved, as plain data) into every checkpoint, so
+    the sampling and evaluation commands know which registered classes to build."""
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self.config = OmegaConf.to_container(cfg, resolve=True)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: Any,
+                           checkpoint: dict[str, Any]) -> None:
+        checkpoint.setdefault("ganlab", {})["config"] = self.config
 
 
 def _kept(path: Path) -> str:

@@ -7,65 +7,24 @@ objective (eq. 3, with the identity term of section 5.2):
     L = L_GAN(G, D_B) + L_GAN(F, D_A) + lambda L_cyc + lambda_id lambda L_identity
     L_cyc = E|F(G(a)) - a|_1 + E|G(F(b)) - b|_1      L_identity = E|G(b) - b|_1 + E|F(a) - a|_1
 
-``CycleGAN`` is a ``GAN``: it keeps GAN's checkpoints, logging, divergence checks, EMA and
-step counting, and replaces the training step.
+``CycleGAN`` is an ``AdversarialModule`` beside ``GAN``: it shares the optimizers, schedule,
+EMA, logging, checkpoints and divergence checks, and has its own training step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from ganlab import distributed
-from ganlab.ema import ema_beta, update_ema
+from ganlab.adversarial import AdversarialModule
+from ganlab.critic import Conditioning, CriticView
 from ganlab.errors import GanlabError
-from ganlab.module import GAN
+from ganlab.losses import GANLoss
+from ganlab.options import at_least, non_negative
 
 DIRECTIONS = ("a2b", "b2a")
-
-
-def check_config(cfg: DictConfig) -> None:
-    """GanlabError for a model=cyclegan run that cannot work, or unpaired data without it."""
-    from ganlab.data.unpaired import check_paths
-    from ganlab.nets.cyclegan import check_image_size, patch_layers
-
-    model, data = cfg.model.get("name"), str(cfg.data.get("_target_", "?"))
-    unpaired = "path_a" in cfg.data
-    if model == "cyclegan" and not unpaired:
-        raise GanlabError(
-            f"model=cyclegan translates between two image domains but the data ({data}) is "
-            "one; use data=unpaired (data.path_a=DIR data.path_b=DIR, or neither for the "
-            "built-in digits pair)"
-        )
-    if model != "cyclegan" and unpaired:
-        raise GanlabError(
-            f"data=unpaired holds two image domains for model=cyclegan; model={model} learns "
-            "one distribution: use data=image_folder data.path=DIR"
-        )
-    check_paths(cfg.data.path_a, cfg.data.path_b)
-    if cfg.n_critic != 1:
-        raise GanlabError(
-            f"n_critic={cfg.n_critic} is not allowed: model=cyclegan updates its "
-            "discriminators once per generator update (loss=wgan and wgan_gp set 5; add n_critic=1)"
-        )
-    if cfg.get("regularizer"):
-        raise GanlabError(
-            f"a D regularizer ({cfg.regularizer.get('_target_')}) is not supported with "
-            "model=cyclegan; use regularizer=none"
-        )
-    noise_callbacks = ("SampleGridCallback", "DiagnosticsCallback", "EvaluationCallback")
-    for name, node in (cfg.get("callbacks") or {}).items():
-        if str((node or {}).get("_target_", "")).rsplit(".", 1)[-1] in noise_callbacks:
-            raise GanlabError(
-                f"callbacks.{name} ({node._target_}) samples noise, which model=cyclegan does "
-                "not take; use callbacks=cyclegan"
-            )
-    check_image_size(cfg.data.image_size)
-    patch_layers(cfg.data.image_size, cfg.model.discriminator.get("num_layers"))
 
 
 class ImagePool:
@@ -108,7 +67,7 @@ class ImagePool:
         return torch.cat([fakes[:fill], shown])
 
 
-class CycleGAN(GAN):
+class CycleGAN(AdversarialModule):
     """CycleGAN with manual optimization. Per step, on a batch (a, b) of unpaired images:
 
     1. both generators in one update, both discriminators frozen while the gradient flows
@@ -119,63 +78,84 @@ class CycleGAN(GAN):
 
     The adversarial terms come from the ``loss`` object (LSGAN in the paper). ganlab's
     LSGAN G loss is 0.5 (D(G(a)) - 1)^2; the paper's is (D(G(a)) - 1)^2, hence
-    ``adversarial_weight`` 2 by default. Learning rates stay constant for the first
-    ``lr_decay_start`` fraction of the steps and then decay linearly to 0 (100 + 100 epochs
-    in the paper). Logged: ``d_loss`` (the mean of D_A's and D_B's), ``d_real``, ``d_fake``,
-    ``g_adversarial``, ``cycle``, ``identity`` (unweighted; when its weight is not 0) and
-    ``g_loss`` (the total).
+    ``adversarial_weight`` 2 by default. Logged: ``d_loss`` (the mean of D_A's and D_B's),
+    ``d_real``, ``d_fake``, ``g_adversarial``, ``cycle``, ``identity`` (unweighted; when its
+    weight is not 0) and ``g_loss`` (the total).
     """
+
+    translates = True
 
     def __init__(
         self,
-        *,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        loss: GANLoss,
         lambda_cycle: float = 10.0,
         lambda_identity: float = 0.5,
         adversarial_weight: float = 2.0,
         pool_size: int = 50,
-        lr_decay_start: float = 0.5,
-        **gan: Any,
+        augment: Any = None,
+        conditioning: Conditioning | None = None,
+        pack: int = 1,
+        **parts: Any,
     ) -> None:
-        super().__init__(lr_decay_start=lr_decay_start, **gan)
-        self.lambda_cycle = lambda_cycle
-        self.lambda_identity = lambda_identity
-        self.adversarial_weight = adversarial_weight
-        self.pools = {"a": ImagePool(pool_size), "b": ImagePool(pool_size)}
+        super().__init__(generator, discriminator, extra_penalties=tuple(loss.penalties),
+                         **parts)
+        if conditioning is not None and conditioning.mode != "none":
+            raise GanlabError(f"conditioning={conditioning.mode} is not supported by CycleGAN "
+                              "(it translates images, with no classes); use conditioning=none")
+        if pack != 1:
+            raise GanlabError(f"pack={pack} is not supported by CycleGAN; use pack=1")
+        if len(self.penalties.items):
+            names = ", ".join(p.name for p in self.penalties.items)
+            raise GanlabError(f"penalties ({names}) are not supported by CycleGAN; use "
+                              "regularizer=none and a loss without its own penalty")
+        if self.schedule.n_critic != 1:
+            raise GanlabError(
+                f"n_critic={self.schedule.n_critic} is not allowed: CycleGAN updates its "
+                "discriminators once per generator update (add n_critic=1)")
+        self.loss = loss
+        self.lambda_cycle = non_negative(lambda_cycle, "lambda_cycle")
+        self.lambda_identity = non_negative(lambda_identity, "lambda_identity")
+        self.adversarial_weight = non_negative(adversarial_weight, "adversarial_weight")
+        self.pools = {"a": ImagePool(at_least(pool_size, "pool_size", 0)),
+                      "b": ImagePool(pool_size)}
+        self.critic = CriticView(discriminator, augment)
 
-    @torch.no_grad()
+    def check_data(self, datamodule: Any) -> None:
+        if datamodule.num_domains != 2:
+            raise GanlabError(
+                f"CycleGAN translates between two image domains but data={datamodule.name} is "
+                "one; use data=unpaired (data.path_a=DIR data.path_b=DIR, or neither for the "
+                "built-in digits pair)")
+        shape = list(datamodule.shape)
+        x = torch.zeros(2, *shape)
+        made = self.probe("model.generator", self.generator.a2b, x)
+        self.check_shape("model.generator", list(made.shape[1:]), shape)
+        self.probe("model.discriminator", self.discriminator.a, x)
+
     def translate(self, x: Tensor, direction: str) -> Tensor:
         """``x`` translated ``a2b`` or ``b2a`` by the EMA generators if any (eval mode, the
         mode restored after), on this module's device."""
         generators, _ = self.eval_generator()
-        net = getattr(generators, direction)
-        was_training = net.training
-        net.eval()
-        try:
+        with self.evaluating(getattr(generators, direction)) as net:
             return net(x.to(self.device))
-        finally:
-            net.train(was_training)
 
-    def generate(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        raise GanlabError(
-            "model=cyclegan translates images and has no latent space to sample: use its own "
-            "callbacks (callbacks=cyclegan) and python -m ganlab.sample ... input=DIR output=DIR"
-        )
-
-    def _judge(self, net: nn.Module) -> Callable[[Tensor], Tensor]:
-        """A discriminator as the loss sees it: behind DiffAugment when there is one."""
-        if self.augment is None:
-            return net
-        return lambda x: net(self.augment(x))
+    @torch.no_grad()
+    def discriminator_outputs(self, real_b: Tensor, real_a: Tensor) -> tuple[Tensor, Tensor]:
+        """D_B's logits (eval mode) on real B images and on translations of A images."""
+        fake = self.translate(real_a, "a2b")
+        with self.evaluating(self.discriminator.b) as d:
+            return d(real_b.to(self.device)), d(fake)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         real_a, real_b = batch  # (B, C, H, W) each, unpaired
-        opt_g, opt_d = self.optimizers()
-        self._decay_learning_rates()
+        opt_g, opt_d = self.begin_step()
         self.loss.step = self.g_steps  # instance-noise annealing
         g, d = self.generator, self.discriminator
-        d_a, d_b = self._judge(d.a), self._judge(d.b)
+        d_a, d_b = self.critic.augmented(d.a), self.critic.augmented(d.b)
 
-        with self._frozen(d):  # gradients flow through D_A and D_B, not into them
+        with self.frozen(d):  # gradients flow through D_A and D_B, not into them
             fake_b, fake_a = g.a2b(real_a), g.b2a(real_b)
             adversarial = (
                 self.loss.generator_loss(d_b, fake_b)["loss"]
@@ -190,29 +170,19 @@ class CycleGAN(GAN):
                 ).abs().mean()
                 g_loss = g_loss + self.lambda_cycle * self.lambda_identity * identity
                 g_terms["identity"] = identity
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)
-            self._optimizer_step(opt_g, g_loss, g, "generator")
+            self.update(opt_g, g_loss, g, "generator")
 
         terms_a = self.loss.discriminator_loss(d_a, real_a, self.pools["a"](fake_a))
         terms_b = self.loss.discriminator_loss(d_b, real_b, self.pools["b"](fake_b))
         d_loss = terms_a["loss"] + terms_b["loss"]
-        opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(d_loss)
-        self._optimizer_step(opt_d, d_loss, d, "discriminator")
+        self.update(opt_d, d_loss, d, "discriminator")
+        self.d_updates += 1
         self.loss.after_discriminator_step(d)
 
-        batch_size = real_a.shape[0] * distributed.world_size()  # over all ranks
-        self.images_seen += 2 * batch_size  # real images of both domains
-        if self.ema_half_life_kimg > 0:
-            update_ema(self.generator_ema, g, ema_beta(batch_size, self.ema_half_life_kimg))
-        self.g_steps += 1
-        # One row of terms (GAN._record averages over a list of D updates; here one entry).
+        # One row of terms (the step log averages over a list of D updates; here one entry).
         terms = {k: (terms_a[k].detach() + terms_b[k].detach()) / 2 for k in terms_a}
         terms |= {k: v.detach() for k, v in g_terms.items()}
-        self._record([terms], g_loss.detach())
-        if self.g_steps % self.log_every_n_steps == 0 or self.g_steps >= self.max_steps:
-            self.flush_logs()
+        self.end_step([terms], g_loss, 2 * real_a.shape[0], real_a.shape[0])
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ganlab.options import non_negative
+
 
 def ema_beta(batch_size: int, half_life_kimg: float) -> float:
     """Decay per update so that the weights' half-life is ``half_life_kimg`` thousand images,
@@ -21,3 +23,21 @@ def update_ema(ema: nn.Module, model: nn.Module, beta: float) -> None:
         p_ema.lerp_(p.detach(), 1.0 - beta)
     for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):
         b_ema.copy_(b)
+
+
+class EMA:
+    """The G EMA of a run (the ``ema`` node): a half-life in thousands of images; 0: none.
+
+    The module keeps the averaged copy (``generator_ema``) and calls ``update`` after every
+    generator update with the number of images that update saw on all processes.
+    """
+
+    def __init__(self, half_life_kimg: float = 0.0) -> None:
+        self.half_life_kimg = non_negative(half_life_kimg, "half_life_kimg")
+
+    @property
+    def enabled(self) -> bool:
+        return self.half_life_kimg > 0
+
+    def update(self, ema: nn.Module, model: nn.Module, images: int) -> None:
+        update_ema(ema, model, ema_beta(images, self.half_life_kimg))

@@ -8,17 +8,20 @@ numbers of real and generated samples, reference split, step, seed, EMA or not.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from ganlab import distributed
+from ganlab.data.base import SPLITS
 from ganlab.errors import GanlabError
+from ganlab.metrics.features import FEATURE_NETS
 from ganlab.metrics.mixture import mode_coverage
+from ganlab.options import at_least, check
 from ganlab.rng import capture_rng_state, restore_rng_state
 from ganlab.sample import generate
 
@@ -53,7 +56,7 @@ class Evaluator:
     ``reference/``).
     """
 
-    cfg: DictConfig  # the `evaluation` node
+    cfg: Mapping[str, Any]  # the `evaluation` node
     datamodule: Any
     cache_dir: Path
     seed: int = 0
@@ -61,9 +64,22 @@ class Evaluator:
     def __post_init__(self) -> None:
         self._net = None
         self._stats = None
-        self.num_samples = int(self.cfg.get("num_samples", 2500))
-        if self.num_samples < 2:
-            raise GanlabError(f"evaluation.num_samples={self.num_samples} must be >= 2")
+        get = self.cfg.get
+        self.num_samples = at_least(get("num_samples", 2500), "evaluation.num_samples", 2)
+        at_least(get("kid_subset_size", 1000), "evaluation.kid_subset_size")
+        at_least(get("precision_recall_k", 3), "evaluation.precision_recall_k")
+        name = get("feature_net") or "classifier"
+        check(name in FEATURE_NETS, "evaluation.feature_net", name,
+              f"it must be one of {', '.join(FEATURE_NETS)}")
+        split = get("reference_split", "train")
+        check(split in SPLITS, "evaluation.reference_split", split,
+              f"it must be one of {', '.join(SPLITS)}")
+        subset = get("kid_subset_size", 1000)
+        if len(self.datamodule.shape) == 3 and not self._stacked and subset > self.num_samples:
+            raise GanlabError(  # KID draws subsets of the generated samples
+                f"evaluation.kid_subset_size={subset} is larger than evaluation.num_samples="
+                f"{self.num_samples}; set evaluation.kid_subset_size={self.num_samples} or "
+                "less, or evaluate more samples")
 
     @property
     def is_mixture(self) -> bool:
@@ -198,24 +214,28 @@ class Evaluator:
         return metrics, proto
 
 
-def build_evaluator(cfg: DictConfig, datamodule: Any) -> Evaluator | None:
-    """The run's evaluator, or None with ``evaluation=none`` or when nothing applies."""
-    eval_cfg = cfg.get("evaluation")
-    if not eval_cfg:
+def build_evaluator(settings: Mapping[str, Any] | None, datamodule: Any,
+                    cache_dir: str | Path, seed: int = 0, quiet: bool = False) -> Evaluator | None:
+    """The evaluator of ``settings`` (the ``evaluation`` node) for a data module, or None with
+    ``evaluation=none`` or when no metric applies (a warning says why unless ``quiet``)."""
+    if not settings:
         return None
+    if getattr(datamodule, "num_domains", 1) != 1:
+        return None  # two image domains: a translation model, whose samples need an input
     labelled = getattr(datamodule, "num_classes", None) is not None
     if (not hasattr(datamodule, "centers") and not labelled
-            and (eval_cfg.get("feature_net") or "classifier") == "classifier"):
-        log.warning("no image metrics: %s has no labels for the classifier; use "
-                    "evaluation=inception", getattr(datamodule, "name", "this data set"))
+            and (settings.get("feature_net") or "classifier") == "classifier"):
+        if not quiet:
+            log.warning("no image metrics: %s has no labels for the classifier; use "
+                        "evaluation=inception", getattr(datamodule, "name", "this data set"))
         return None
-    return Evaluator(eval_cfg, datamodule, Path(cfg.paths.data_dir), seed=int(cfg.seed))
+    return Evaluator(settings, datamodule, Path(cache_dir), seed=int(seed))
 
 
-def final_metrics(module: Any, datamodule: Any, cfg: DictConfig) -> dict[str, Any]:
-    """Metrics of the trained generator (EMA weights when the module has them)."""
-    evaluator = build_evaluator(cfg, datamodule)
-    if evaluator is None:
+def final_metrics(module: Any, evaluator: Evaluator | None) -> dict[str, Any]:
+    """Metrics of the trained generator (EMA weights when the module has them); none for a
+    model that does not sample from noise."""
+    if evaluator is None or not module.samples_from_noise:
         return {}
     evaluator.prepare()
     module.sync_buffers()

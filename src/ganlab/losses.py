@@ -13,11 +13,15 @@ where ``log(sigmoid(x))`` underflows: -log(sigmoid(x)) = softplus(-x),
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ganlab.options import at_least, fraction, non_negative, positive
+from ganlab.penalties import GradientPenalty, Penalty
 
 Critic = Callable[[Tensor], Tensor]
 
@@ -33,11 +37,20 @@ class GANLoss:
     (Sønderby et al. 2017; Arjovsky and Bottou 2017), so the two distributions overlap and
     D's gradients do not vanish; decayed linearly to 0 over ``noise_anneal_steps``
     generator steps (0: constant). The module keeps ``step`` up to date.
+
+    ``recommended``: the training setting the objective's paper uses (``n_critic``, and the
+    optimizer's ``name``, ``lr`` and ``betas``), which the top-level ``n_critic`` and
+    ``optimizer=auto`` (the default) take; the loss itself does not use it. ``penalties``:
+    the loss's own penalty terms, applied by the module with the others (ganlab.penalties).
     """
 
-    def __init__(self, instance_noise: float = 0.0, noise_anneal_steps: int = 0) -> None:
-        self.instance_noise = instance_noise
-        self.noise_anneal_steps = noise_anneal_steps
+    penalties: tuple[Penalty, ...] = ()
+
+    def __init__(self, instance_noise: float = 0.0, noise_anneal_steps: int = 0,
+                 recommended: Mapping[str, Any] | None = None) -> None:
+        self.instance_noise = non_negative(instance_noise, "instance_noise")
+        self.noise_anneal_steps = at_least(noise_anneal_steps, "noise_anneal_steps", 0)
+        self.recommended = dict(recommended or {})
         self.step = 0
 
     def noise_std(self) -> float:
@@ -79,9 +92,9 @@ class Minimax(GANLoss):
     (Salimans et al. 2016, sec. 3.4); fakes keep target 0.
     """
 
-    def __init__(self, label_smoothing: float = 0.0, **noise: float) -> None:
-        super().__init__(**noise)
-        self.label_smoothing = label_smoothing
+    def __init__(self, label_smoothing: float = 0.0, **base: Any) -> None:
+        super().__init__(**base)
+        self.label_smoothing = fraction(label_smoothing, "label_smoothing")
 
     def d_objective(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
         # BCE with target t on logit r: t * softplus(-r) + (1 - t) * softplus(r).
@@ -107,9 +120,9 @@ class LeastSquares(GANLoss):
     """LSGAN (Mao et al. 2017, eq. 2) with a = 0, b = c = 1; ``label_smoothing`` eps sets
     the real target b to 1 - eps."""
 
-    def __init__(self, label_smoothing: float = 0.0, **noise: float) -> None:
-        super().__init__(**noise)
-        self.label_smoothing = label_smoothing
+    def __init__(self, label_smoothing: float = 0.0, **base: Any) -> None:
+        super().__init__(**base)
+        self.label_smoothing = fraction(label_smoothing, "label_smoothing")
 
     def d_objective(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
         target = 1 - self.label_smoothing
@@ -132,9 +145,9 @@ class Hinge(GANLoss):
 class Wasserstein(GANLoss):
     """WGAN critic with weight clipping (Arjovsky et al. 2017, algorithm 1)."""
 
-    def __init__(self, clip: float | None = 0.01, **noise: float) -> None:
-        super().__init__(**noise)
-        self.clip = clip
+    def __init__(self, clip: float | None = 0.01, **base: Any) -> None:
+        super().__init__(**base)
+        self.clip = None if clip is None else positive(clip, "clip")
 
     def d_objective(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
         return d_fake.mean() - d_real.mean()
@@ -156,32 +169,11 @@ class Wasserstein(GANLoss):
             p.clamp_(-self.clip, self.clip)
 
 
-def gradient_penalty(critic: Critic, real: Tensor, fake: Tensor) -> Tensor:
-    """WGAN-GP penalty (Gulrajani et al. 2017, eq. 3): E[(||grad D(x_hat)||_2 - 1)^2].
-
-    x_hat = eps * real + (1 - eps) * fake with one eps ~ U[0, 1] per sample; the norm is
-    taken per sample over all non-batch dimensions. Computed in float32 so that mixed
-    precision does not round the second-order term away.
-    """
-    real, fake = real.detach().float(), fake.detach().float()
-    eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device)
-    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
-    with torch.autocast(device_type=x_hat.device.type, enabled=False):
-        out = _logits(critic, x_hat).float()
-        (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
-    norm = grad.flatten(1).norm(2, dim=1)  # (B,)
-    return (norm - 1).pow(2).mean()
-
-
 class WassersteinGP(Wasserstein):
-    """WGAN-GP (Gulrajani et al. 2017, algorithm 1): the critic is penalised, not clipped."""
+    """WGAN-GP (Gulrajani et al. 2017, algorithm 1): the critic is penalised, not clipped;
+    its penalty (weight ``gp_weight``, every D update) is ganlab.penalties.GradientPenalty."""
 
-    def __init__(self, gp_weight: float = 10.0, **noise: float) -> None:
-        super().__init__(clip=None, **noise)
-        self.gp_weight = gp_weight
-
-    def discriminator_loss(self, critic: Critic, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
-        terms = super().discriminator_loss(critic, real, fake)
-        terms["gradient_penalty"] = gradient_penalty(critic, real, fake)
-        terms["loss"] = terms["loss"] + self.gp_weight * terms["gradient_penalty"]
-        return terms
+    def __init__(self, gp_weight: float = 10.0, **base: Any) -> None:
+        super().__init__(clip=None, **base)
+        self.gp_weight = non_negative(gp_weight, "gp_weight")
+        self.penalties = (GradientPenalty(weight=self.gp_weight, interval=1),)

@@ -1,4 +1,4 @@
-"""Lightning callbacks: sample grids and atomic last checkpoints."""
+"""Lightning callbacks: sample pictures, checkpoints, evaluation, diagnostics, progress."""
 
 from ganlab.callbacks.checkpoint import LastCheckpoint
 from ganlab.callbacks.diagnostics import DiagnosticsCallback

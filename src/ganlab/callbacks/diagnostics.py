@@ -9,6 +9,8 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from ganlab.options import at_least
+
 
 def grad_norm(module: torch.nn.Module) -> torch.Tensor:
     """Global L2 norm of the gradients left by the last update of ``module`` (0 if none)."""
@@ -21,42 +23,34 @@ def grad_norm(module: torch.nn.Module) -> torch.Tensor:
 class DiagnosticsCallback(L.Callback):
     """Logs ``grad_norm/generator``, ``grad_norm/discriminator``, ``lr/generator``,
     ``lr/discriminator``, and TensorBoard histograms ``d_output/real`` and ``d_output/fake``
-    (D's logits on a fixed real batch and on G's samples for a fixed latent batch)."""
+    of D's logits on fixed real samples and on the model's output for fixed inputs: G's
+    samples for a fixed latent batch, or (a translation model) D_B's on real B images and on
+    translations of fixed A images."""
 
     def __init__(self, every_n_steps: int = 100, num_samples: int = 256, seed: int = 4321) -> None:
-        self.every_n_steps = every_n_steps
-        self.num_samples = num_samples
+        self.every_n_steps = at_least(every_n_steps, "every_n_steps", 0)
+        self.num_samples = at_least(num_samples, "num_samples")
         self.seed = seed
-        self._real: torch.Tensor | None = None
-        self._real_y: torch.Tensor | None = None
-        self._z: torch.Tensor | None = None
+        self._inputs: tuple | None = None  # what module.discriminator_outputs takes
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: Any) -> None:
         if self.every_n_steps <= 0 or trainer.datamodule is None:
             return
-        x, y = trainer.datamodule.tensors("train")
-        self._real = x[: self.num_samples]
-        self._real_y = None if y is None or not pl_module.num_classes else y[: len(self._real)]
-        g = torch.Generator().manual_seed(self.seed)
-        self._z = torch.randn(len(self._real), pl_module.latent_dim, generator=g)
-
-    @torch.no_grad()
-    def _d_outputs(self, pl_module: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        d = pl_module.discriminator
-        was_training = d.training
-        d.eval()
-        try:
-            y = None if self._real_y is None else self._real_y.to(pl_module.device)
-            args = () if y is None else (y,)
-            real = d(self._real.to(pl_module.device), *args)
-            fake = d(pl_module.generate(self._z, self._real_y), *args)
-        finally:
-            d.train(was_training)
-        return real.flatten().float().cpu(), fake.flatten().float().cpu()
+        n = self.num_samples
+        if pl_module.translates:
+            a, b = trainer.datamodule.tensors("train")
+            self._inputs = (b[:n], a[:n])
+        elif pl_module.samples_from_noise:
+            x, y = trainer.datamodule.tensors("train")
+            real = x[:n]
+            y = None if y is None or not pl_module.num_classes else y[: len(real)]
+            g = torch.Generator().manual_seed(self.seed)
+            z = torch.randn(len(real), pl_module.latent_dim, generator=g)
+            self._inputs = (real, z, y)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
         step = pl_module.g_steps
-        if self.every_n_steps <= 0 or step % self.every_n_steps or self._real is None:
+        if self.every_n_steps <= 0 or step % self.every_n_steps or self._inputs is None:
             return
         opt_g, opt_d = trainer.optimizers
         scalars = {
@@ -69,6 +63,6 @@ class DiagnosticsCallback(L.Callback):
             logger.log_metrics(scalars, step=step)
         tb = next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
         if tb is not None and trainer.is_global_zero:
-            real, fake = self._d_outputs(pl_module)
-            tb.experiment.add_histogram("d_output/real", real, step)
-            tb.experiment.add_histogram("d_output/fake", fake, step)
+            real, fake = pl_module.discriminator_outputs(*self._inputs)
+            tb.experiment.add_histogram("d_output/real", real.flatten().float().cpu(), step)
+            tb.experiment.add_histogram("d_output/fake", fake.flatten().float().cpu(), step)

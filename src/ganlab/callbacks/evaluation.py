@@ -4,29 +4,33 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-from omegaconf import OmegaConf
 
 from ganlab.callbacks.checkpoint import LastCheckpoint
 from ganlab.evaluation import build_evaluator, metric_mode
+from ganlab.options import at_least
 
 log = logging.getLogger(__name__)
 
 
 class EvaluationCallback(L.Callback):
-    """Every ``every_n_steps`` generator steps, evaluate G with the run's evaluator, log the
-    metrics to every logger and keep ``best.ckpt`` by ``monitor`` (``null``: keep none).
-
-    The evaluator is built from the run's config, which the module carries.
+    """Every ``every_n_steps`` generator steps, evaluate G with the run's ``evaluation``
+    settings (ganlab.evaluation; the classifier and reference statistics cached under
+    ``cache_dir``), log the metrics to every logger and keep ``best.ckpt`` by ``monitor``
+    (``null``: keep none). A model that does not sample from noise is not evaluated.
     """
 
-    def __init__(self, dirpath: str, every_n_steps: int = 1000, monitor: str | None = None) -> None:
-        self.every_n_steps = every_n_steps
+    def __init__(self, dirpath: str, every_n_steps: int = 1000, monitor: str | None = None,
+                 evaluation: Mapping[str, Any] | None = None, cache_dir: str = "data",
+                 seed: int = 0) -> None:
+        self.every_n_steps = at_least(every_n_steps, "every_n_steps", 0)
         self.monitor = monitor
         self.mode = metric_mode(monitor) if monitor else None
+        self.settings, self.cache_dir, self.seed = evaluation, cache_dir, seed
         self.best: float | None = None
         self.best_step: int | None = None
         self._best_ckpt = LastCheckpoint(dirpath, every_n_steps=0, filename="best.ckpt")
@@ -37,9 +41,9 @@ class EvaluationCallback(L.Callback):
         return self._best_ckpt.path
 
     def setup(self, trainer: L.Trainer, pl_module: Any, stage: str) -> None:
-        if self.every_n_steps > 0 and pl_module.run_config:
-            cfg = OmegaConf.create(pl_module.run_config)
-            self._evaluator = build_evaluator(cfg, trainer.datamodule)
+        if self.every_n_steps > 0 and pl_module.samples_from_noise:
+            self._evaluator = build_evaluator(self.settings, trainer.datamodule, self.cache_dir,
+                                              self.seed)
             if self._evaluator is not None:
                 self._evaluator.prepare()
 

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from ganlab.errors import GanlabError
+from ganlab.options import at_least, sizes
 
 Batch = tuple[Tensor, Tensor | None]
 SPLITS = ("train", "test")
@@ -34,6 +35,8 @@ class GanDataModule(L.LightningDataModule, ABC):
     """
 
     name = "data"
+    # Image domains per batch: 1 (samples, labels); 2 for unpaired translation data (a, b).
+    num_domains = 1
 
     def __init__(
         self,
@@ -43,11 +46,9 @@ class GanDataModule(L.LightningDataModule, ABC):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if int(batch_size) < 1:
-            raise GanlabError(f"data.batch_size must be at least 1, got {batch_size}")
-        self.batch_size = int(batch_size)
-        self.shape = [int(s) for s in shape]
-        self.num_classes = None if num_classes is None else int(num_classes)
+        self.batch_size = at_least(batch_size, "batch_size")
+        self.shape = sizes(shape, "shape")
+        self.num_classes = None if num_classes is None else at_least(num_classes, "num_classes")
         self.seed = int(seed)
         # The trainer sets this to n_critic: one training step takes n_critic D batches.
         self.batches_per_step = 1

@@ -18,6 +18,7 @@ from torchvision import datasets
 
 from ganlab.data.base import Batch, GanDataModule
 from ganlab.errors import GanlabError
+from ganlab.options import at_least, check, is_int
 from ganlab.registry import registered
 
 log = logging.getLogger(__name__)
@@ -93,8 +94,9 @@ class ImageDataModule(GanDataModule):
         num_classes: int | None = None,
         seed: int = 0,
     ) -> None:
-        if channels not in (1, 3):
-            raise GanlabError(f"data.channels must be 1 or 3, got {channels}")
+        check(channels in (1, 3) and is_int(channels), "channels", channels,
+              "images have 1 or 3 channels")
+        image_size = at_least(image_size, "image_size")
         if shape is None:
             shape = [channels, image_size, image_size]
         super().__init__(batch_size, shape, num_classes, seed)
@@ -241,7 +243,8 @@ class TorchvisionDataModule(ImageDataModule):
         super().__init__(batch_size, image_size, channels, shape, num_classes, seed)
         self.name = name
         self.root = str(Path(root).expanduser())
-        self.download = bool(download)
+        check(isinstance(download, bool), "download", download, "it must be true or false")
+        self.download = download
 
     def _read_split(self, split: str) -> Batch:
         try:

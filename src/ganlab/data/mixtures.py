@@ -11,6 +11,7 @@ from torch import Tensor
 
 from ganlab.data.base import Batch, GanDataModule
 from ganlab.errors import GanlabError
+from ganlab.options import at_least, positive
 from ganlab.registry import registered
 
 EVAL_SIZE = 10_000
@@ -45,8 +46,8 @@ class GaussianMixture(GanDataModule):
             )
         super().__init__(batch_size, shape, None, seed)
         self.centers = torch.as_tensor(centers, dtype=torch.float32)
-        self.std = float(std)
-        self.scale = float(scale)
+        self.std = positive(std, "std")
+        self.scale = positive(scale, "scale")
         self._generator = torch.Generator().manual_seed(self.seed)
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
@@ -94,6 +95,7 @@ class Ring(GaussianMixture):
         num_classes: int | None = None,
         seed: int = 0,
     ) -> None:
+        num_modes, radius = at_least(num_modes, "num_modes"), positive(radius, "radius")
         angles = torch.arange(num_modes, dtype=torch.float64) * (2 * math.pi / num_modes)
         centers = radius * torch.stack([angles.cos(), angles.sin()], dim=1)
         super().__init__(centers, std, scale, batch_size, shape, num_classes, seed)
@@ -116,6 +118,7 @@ class Grid(GaussianMixture):
         num_classes: int | None = None,
         seed: int = 0,
     ) -> None:
+        grid_size, spacing = at_least(grid_size, "grid_size"), positive(spacing, "spacing")
         ticks = spacing * (torch.arange(grid_size, dtype=torch.float32) - (grid_size - 1) / 2)
         centers = torch.cartesian_prod(ticks, ticks)
         super().__init__(centers, std, scale, batch_size, shape, num_classes, seed)

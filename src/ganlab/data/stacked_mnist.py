@@ -11,6 +11,7 @@ import torch
 from ganlab.data.base import Batch
 from ganlab.data.images import ImageDataModule, TorchvisionDataModule
 from ganlab.errors import GanlabError
+from ganlab.options import at_least
 from ganlab.registry import registered
 
 
@@ -44,7 +45,7 @@ class StackedMNISTDataModule(ImageDataModule):
         super().__init__(batch_size, image_size, 3, shape, 1000, seed)
         self.root = str(Path(root).expanduser())
         self.download = bool(download)
-        self.num_samples = num_samples
+        self.num_samples = None if num_samples is None else at_least(num_samples, "num_samples")
 
     def mnist(self) -> TorchvisionDataModule:
         """Plain MNIST at the same size: the source digits and the per-channel classifier's data."""

@@ -50,6 +50,7 @@ class UnpairedDataModule(GanDataModule):
     ``seed + 1``). Folders have no held-out images: split "test" is the training images."""
 
     name = "unpaired"
+    num_domains = 2
 
     def __init__(
         self,

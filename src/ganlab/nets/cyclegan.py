@@ -14,6 +14,7 @@ import math
 from torch import Tensor, nn
 
 from ganlab.errors import GanlabError
+from ganlab.options import OptionError, at_least
 from ganlab.registry import registered
 
 
@@ -59,7 +60,8 @@ class ResnetGenerator(nn.Module):
     ) -> None:
         super().__init__()
         check_image_size(image_size)
-        w = width
+        w = at_least(width, "width")
+        num_blocks = at_least(num_blocks, "num_blocks", 0)
         self.net = nn.Sequential(
             *_conv_block(channels, w, 7, pad=3),
             *_conv_block(w, 2 * w, 3, stride=2, pad=1),  # (B, 2w, S/2, S/2)
@@ -93,7 +95,9 @@ def patch_layers(image_size: int, num_layers: int | None = None) -> int:
     """Stride-2 convs of the PatchGAN: ``num_layers``, or for None 3 at 256 (the 70x70
     PatchGAN), 2 at 128 (34x34), 1 at 64 and below (16x16): a logit sees about 27% of a
     large image. GanlabError when the image is too small for them."""
-    n = max(1, int(math.log2(image_size)) - 5) if num_layers is None else int(num_layers)
+    n = max(1, int(math.log2(image_size)) - 5) if num_layers is None else num_layers
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise OptionError("num_layers", num_layers, "it must be null or an integer >= 1")
     if n < 1 or image_size // 2**n < 3:
         raise GanlabError(
             f"model.discriminator.num_layers={num_layers} does not fit {image_size}x{image_size} "

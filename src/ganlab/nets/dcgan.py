@@ -13,7 +13,8 @@ from torch import Tensor, nn
 
 from ganlab.errors import GanlabError
 from ganlab.nets.conditional import Projection, check_conditioning, one_hot, with_label_channels
-from ganlab.nets.layers import MinibatchStd, apply_spectral_norm
+from ganlab.nets.layers import MinibatchStd, apply_spectral_norm, norm_option, pack_samples
+from ganlab.options import at_least
 from ganlab.registry import registered
 
 
@@ -55,8 +56,8 @@ class DCGANGenerator(nn.Module):
     ) -> None:
         super().__init__()
         base, ups = dcgan_layout(image_size)
-        self.latent_dim, self.num_classes = latent_dim, num_classes
-        ch = width * 2 ** (ups - 1)
+        self.latent_dim, self.num_classes = at_least(latent_dim, "latent_dim"), num_classes
+        ch = at_least(width, "width") * 2 ** (ups - 1)
         z_dim = latent_dim + (num_classes or 0)
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(z_dim, ch, base, 1, 0, bias=False),  # (B, ch, base, base)
@@ -85,12 +86,13 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(nn.Module):
     """images (B, channels, H, W) -> logits (B, 1); no sigmoid, the loss works on logits.
 
-    ``spectral_norm``: every conv spectrally normalised and no BatchNorm (Miyato et al.
-    2018). ``batch_norm=false``: no BatchNorm, as a gradient-penalty critic needs
-    (Gulrajani et al. 2017, sec. 4: the penalty is per sample). ``minibatch_std``: group size of a minibatch-std channel added before the last
-    conv (Karras et al. 2018); 0 for none. ``num_classes``: conditional D, by
-    ``conditioning`` "concat" (one-hot label channels on the input, Mirza and Osindero
-    2014) or "projection" (Miyato and Koyama 2018).
+    ``norm``: ``batch`` (BatchNorm after the hidden convs), ``spectral`` (every conv
+    spectrally normalised, no BatchNorm; Miyato et al. 2018) or ``none`` (as a
+    gradient-penalty critic needs: the penalty is per sample, Gulrajani et al. 2017, sec. 4).
+    ``minibatch_std``: group size of a minibatch-std channel added before the last conv
+    (Karras et al. 2018); 0 for none. ``num_classes``: conditional D, by ``conditioning``
+    "concat" (one-hot label channels on the input, Mirza and Osindero 2014) or "projection"
+    (Miyato and Koyama 2018). ``pack``: PacGAN, groups of ``pack`` images judged together.
     """
 
     def __init__(
@@ -99,20 +101,23 @@ class DCGANDiscriminator(nn.Module):
         image_size: int,
         width: int = 64,
         negative_slope: float = 0.2,
-        spectral_norm: bool = False,
+        norm: str = "batch",
         minibatch_std: int = 0,
         num_classes: int | None = None,
         conditioning: str = "projection",
-        batch_norm: bool = True,
+        pack: int = 1,
     ) -> None:
         super().__init__()
         check_conditioning(num_classes, conditioning)
-        batch_norm = batch_norm and not spectral_norm
+        norm = norm_option(norm, ("batch", "spectral", "none"))
+        batch_norm = norm == "batch"
         base, ups = dcgan_layout(image_size)
         self.num_classes = num_classes
         self.conditioning = conditioning if num_classes else None
-        ch = width
-        in_ch = channels + (num_classes if self.conditioning == "concat" else 0)
+        self.pack = at_least(pack, "pack")
+        ch = at_least(width, "width")
+        minibatch_std = at_least(minibatch_std, "minibatch_std", 0)
+        in_ch = channels * self.pack + (num_classes if self.conditioning == "concat" else 0)
         # No BatchNorm on the input layer (Radford et al. 2016, section 3).
         layers: list[nn.Module] = [
             nn.Conv2d(in_ch, ch, 4, 2, 1),
@@ -132,10 +137,11 @@ class DCGANDiscriminator(nn.Module):
         self.head = nn.Conv2d(ch, 1, base, 1, 0)  # (B, 1, 1, 1)
         self.projection = Projection(num_classes, ch) if self.conditioning == "projection" else None
         self.apply(_init_weights)
-        if spectral_norm:
+        if norm == "spectral":
             apply_spectral_norm(self)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        x = pack_samples(x, self.pack)
         if self.conditioning == "concat":
             x = with_label_channels(x, y, self.num_classes)
         h = self.features(x)

@@ -1,10 +1,25 @@
-"""Layers shared by the discriminators: minibatch standard deviation, spectral norm."""
+"""Layers shared by the discriminators: PacGAN packing, minibatch standard deviation,
+spectral norm."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
+
+from ganlab.options import check
+
+
+def pack_samples(x: Tensor, pack: int) -> Tensor:
+    """(B, C, ...) -> (B / pack, pack * C, ...): samples ``pack * i`` to ``pack * i + pack - 1``
+    concatenated along the feature / channel axis, as PacGAN's discriminator sees them
+    (Lin et al. 2018). A discriminator with a ``pack`` option is built for ``pack`` times the
+    input channels or features and packs its input itself."""
+    if pack == 1:
+        return x
+    if x.shape[0] % pack:
+        raise ValueError(f"a batch of {x.shape[0]} samples cannot be packed in groups of {pack}")
+    return x.reshape(x.shape[0] // pack, pack * x.shape[1], *x.shape[2:])
 
 
 class MinibatchStd(nn.Module):
@@ -31,6 +46,12 @@ class MinibatchStd(nn.Module):
         std = std.repeat(g)  # member i of every group gets its group's value
         shape = (b, 1, *x.shape[2:])
         return torch.cat([x, std.view(b, *([1] * (x.dim() - 1))).expand(shape)], dim=1)
+
+
+def norm_option(norm: str, allowed: tuple[str, ...]) -> str:
+    """A network's ``norm`` option, one of ``allowed`` (batch, spectral, none)."""
+    check(norm in allowed, "norm", norm, f"it must be one of {', '.join(allowed)}")
+    return norm
 
 
 def apply_spectral_norm(module: nn.Module) -> nn.Module:

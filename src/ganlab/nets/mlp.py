@@ -10,7 +10,8 @@ from torch import Tensor, nn
 
 from ganlab.errors import GanlabError
 from ganlab.nets.conditional import Projection, check_conditioning, one_hot, with_label_channels
-from ganlab.nets.layers import apply_spectral_norm
+from ganlab.nets.layers import apply_spectral_norm, norm_option, pack_samples
+from ganlab.options import at_least, fraction, non_negative, sizes
 from ganlab.registry import registered
 
 
@@ -26,8 +27,8 @@ class MLPGenerator(nn.Module):
     """z (B, latent_dim) [, labels (B,)] -> samples (B, *shape) in [-1, 1]; with
     ``num_classes`` the one-hot label is concatenated to z (CGAN).
 
-    ``batch_norm``: BatchNorm1d before every hidden activation, as in the generators of
-    the VEEGAN / PacGAN 2-D experiments (Lin et al. 2018, appendix).
+    ``norm``: ``batch`` puts BatchNorm1d before every hidden activation, as in the
+    generators of the VEEGAN / PacGAN 2-D experiments (Lin et al. 2018, appendix); ``none``.
     """
 
     def __init__(
@@ -37,14 +38,16 @@ class MLPGenerator(nn.Module):
         hidden: Sequence[int] = (256, 512, 1024),
         negative_slope: float = 0.2,
         num_classes: int | None = None,
-        batch_norm: bool = False,
+        norm: str = "none",
     ) -> None:
         super().__init__()
-        self.latent_dim, self.num_classes = latent_dim, num_classes
+        self.latent_dim, self.num_classes = at_least(latent_dim, "latent_dim"), num_classes
         self.shape = _check_shape(shape)
+        batch_norm = norm_option(norm, ("none", "batch")) == "batch"
+        negative_slope = non_negative(negative_slope, "negative_slope")
         layers: list[nn.Module] = []
         width = latent_dim + (num_classes or 0)
-        for h in hidden:
+        for h in sizes(hidden, "hidden"):
             layers.append(nn.Linear(width, h))
             if batch_norm:
                 layers.append(nn.BatchNorm1d(h))
@@ -63,9 +66,10 @@ class MLPGenerator(nn.Module):
 class MLPDiscriminator(nn.Module):
     """samples (B, *shape) -> logits (B, 1); no sigmoid, the loss works on logits.
 
-    ``spectral_norm``: every linear layer spectrally normalised (Miyato et al. 2018).
+    ``norm``: ``spectral`` normalises every linear layer (Miyato et al. 2018); ``none``.
     ``num_classes``: conditional D, by ``conditioning`` "concat" (one-hot label appended to
-    the input) or "projection" (Miyato and Koyama 2018).
+    the input) or "projection" (Miyato and Koyama 2018). ``pack``: PacGAN, D judges groups of
+    ``pack`` samples concatenated (B samples in, B / pack logits out).
     """
 
     def __init__(
@@ -74,18 +78,24 @@ class MLPDiscriminator(nn.Module):
         hidden: Sequence[int] = (1024, 512, 256),
         negative_slope: float = 0.2,
         dropout: float = 0.3,
-        spectral_norm: bool = False,
+        norm: str = "none",
         num_classes: int | None = None,
         conditioning: str = "projection",
+        pack: int = 1,
     ) -> None:
         super().__init__()
         check_conditioning(num_classes, conditioning)
         self.shape = _check_shape(shape)
         self.num_classes = num_classes
         self.conditioning = conditioning if num_classes else None
+        self.pack = at_least(pack, "pack")
+        spectral = norm_option(norm, ("none", "spectral")) == "spectral"
+        negative_slope = non_negative(negative_slope, "negative_slope")
+        dropout = fraction(dropout, "dropout")
         layers: list[nn.Module] = [nn.Flatten()]
-        width = math.prod(self.shape) + (num_classes if self.conditioning == "concat" else 0)
-        for h in hidden:
+        width = self.pack * math.prod(self.shape)
+        width += num_classes if self.conditioning == "concat" else 0
+        for h in sizes(hidden, "hidden"):
             layers += [nn.Linear(width, h), nn.LeakyReLU(negative_slope)]
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
@@ -95,11 +105,11 @@ class MLPDiscriminator(nn.Module):
         self.projection = (
             Projection(num_classes, width) if self.conditioning == "projection" else None
         )
-        if spectral_norm:
+        if spectral:
             apply_spectral_norm(self)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        x = x.flatten(1)
+        x = pack_samples(x, self.pack).flatten(1)
         if self.conditioning == "concat":
             x = with_label_channels(x, y, self.num_classes)
         h = self.features(x)

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganlab.errors import GanlabError
-from ganlab.nets.layers import MinibatchStd, apply_spectral_norm
+from ganlab.nets.layers import MinibatchStd, apply_spectral_norm, pack_samples
+from ganlab.options import at_least
 from ganlab.registry import registered
 
 
@@ -71,7 +72,8 @@ class SNGANGenerator(nn.Module):
 
     def __init__(self, latent_dim: int, channels: int, image_size: int, width: int = 256) -> None:
         super().__init__()
-        self.latent_dim, self.width = latent_dim, width
+        self.latent_dim = at_least(latent_dim, "latent_dim")
+        self.width = width = at_least(width, "width")
         self.linear = nn.Linear(latent_dim, 4 * 4 * width)
         self.blocks = nn.Sequential(
             *[_GBlock(width, width) for _ in range(_num_blocks(image_size))]
@@ -90,14 +92,19 @@ class SNGANDiscriminator(nn.Module):
     """images -> logits (B, 1); every layer spectrally normalised, global sum pooling.
 
     ``minibatch_std``: group size of a minibatch-std channel before the last block; 0: none.
+    ``pack``: PacGAN, groups of ``pack`` images judged together.
     """
 
     def __init__(
-        self, channels: int, image_size: int, width: int = 128, minibatch_std: int = 0
+        self, channels: int, image_size: int, width: int = 128, minibatch_std: int = 0,
+        pack: int = 1,
     ) -> None:
         super().__init__()
         downs = _num_blocks(image_size) - 1  # 32x32: 32 -> 16 -> 8, then two blocks at 8x8
-        blocks: list[nn.Module] = [_DBlock(channels, width, down=True, first=True)]
+        self.pack = at_least(pack, "pack")
+        width = at_least(width, "width")
+        minibatch_std = at_least(minibatch_std, "minibatch_std", 0)
+        blocks: list[nn.Module] = [_DBlock(channels * self.pack, width, down=True, first=True)]
         blocks += [_DBlock(width, width, down=True, first=False) for _ in range(downs - 1)]
         if minibatch_std:
             blocks.append(MinibatchStd(minibatch_std))
@@ -110,5 +117,5 @@ class SNGANDiscriminator(nn.Module):
         apply_spectral_norm(self)
 
     def forward(self, x: Tensor) -> Tensor:
-        h = F.relu(self.blocks(x)).sum(dim=(2, 3))  # (B, width): global sum pooling
+        h = F.relu(self.blocks(pack_samples(x, self.pack))).sum(dim=(2, 3))  # (B, width): global sum pooling
         return self.linear(h)

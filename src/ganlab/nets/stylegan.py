@@ -6,10 +6,10 @@ and NVIDIA's stylegan2-ada-pytorch: a mapping network (8 layers, learning rate x
 learned constant input, modulated and demodulated 3x3 convolutions (sec. 2.2, eq. 1-3),
 per-layer noise with learned strength, style mixing (StyleGAN, Karras et al. 2019,
 sec. 3.1), a skip generator and a residual discriminator with minibatch std (sec. 4.1),
-equalized learning rate everywhere (Karras et al. 2018, sec. 4.1), the truncation trick,
-and path-length regularization (sec. 3.2). Simplifications: no conditioning, no mixed
-precision or activation clamping, and up/down-sampling done before (not inside) the
-convolutions, with the paper's [1, 3, 3, 1] filter.
+equalized learning rate everywhere (Karras et al. 2018, sec. 4.1) and the truncation trick;
+path-length regularization (sec. 3.2) is ganlab.penalties.PathLength. Simplifications: no
+conditioning, no mixed precision or activation clamping, and up/down-sampling done before
+(not inside) the convolutions, with the paper's [1, 3, 3, 1] filter.
 
 Sizes follow dcgan's rule (``base * 2**k``, base 4..8): the constant input is base x base,
 so 28 (7 * 4), 32 and 64 all work.
@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from ganlab.errors import GanlabError
 from ganlab.nets.dcgan import dcgan_layout
 from ganlab.nets.layers import MinibatchStd
+from ganlab.options import at_least, fraction, positive
 from ganlab.registry import registered
 
 SQRT2 = math.sqrt(2.0)
@@ -248,8 +249,14 @@ class StyleGANGenerator(nn.Module):
     ) -> None:
         super().__init__()
         base, ups = stylegan_layout(image_size)
-        self.latent_dim, self.w_dim = latent_dim, w_dim or latent_dim
-        self.mixing_prob, self.w_avg_beta = mixing_prob, w_avg_beta
+        self.latent_dim = at_least(latent_dim, "latent_dim")
+        self.w_dim = at_least(w_dim or latent_dim, "w_dim")
+        self.mixing_prob = fraction(mixing_prob, "mixing_prob", closed=True)
+        self.w_avg_beta = fraction(w_avg_beta, "w_avg_beta")
+        mapping_layers = at_least(mapping_layers, "mapping_layers")
+        mapping_lr_mul = positive(mapping_lr_mul, "mapping_lr_mul")
+        channel_base = at_least(channel_base, "channel_base")
+        channel_max = at_least(channel_max, "channel_max")
         self.mapping = MappingNetwork(latent_dim, self.w_dim, mapping_layers, mapping_lr_mul)
         sizes = [base * 2**i for i in range(ups + 1)]
         ch = [channels_at(s, channel_base, channel_max) for s in sizes]
@@ -344,6 +351,9 @@ class StyleGANDiscriminator(nn.Module):
     ) -> None:
         super().__init__()
         base, ups = stylegan_layout(image_size)
+        channel_base = at_least(channel_base, "channel_base")
+        channel_max = at_least(channel_max, "channel_max")
+        minibatch_std = at_least(minibatch_std, "minibatch_std", 0)
         sizes = [image_size // 2**i for i in range(ups + 1)]  # image_size .. base
         ch = [channels_at(s, channel_base, channel_max) for s in sizes]
         self.from_rgb = EqualConv2d(channels, ch[0], 1, activate=True)
@@ -358,32 +368,3 @@ class StyleGANDiscriminator(nn.Module):
         h = self.blocks(self.from_rgb(x))  # (B, C, base, base)
         h = self.conv(self.mbstd(h))
         return self.out(self.fc(h.flatten(1)))  # (B, 1)
-
-
-class PathLengthPenalty(nn.Module):
-    """Path-length regularization (sec. 3.2, eq. 4): E[(||J_w^T y||_2 - a)^2], y ~ N(0, I)
-    image-shaped and scaled by 1/sqrt(H W), ``a`` the running mean of the lengths (decay
-    ``decay``). The module adds ``weight * interval * penalty`` to G's loss every
-    ``interval`` G updates (lazy, as StyleGAN2: weight 2, interval 4), on a batch
-    ``batch_shrink`` times smaller. A module so that ``a`` is saved in checkpoints."""
-
-    name = "path_length"
-
-    def __init__(
-        self, weight: float = 2.0, interval: int = 4, decay: float = 0.01, batch_shrink: int = 2
-    ) -> None:
-        super().__init__()
-        self.weight, self.interval = weight, max(1, int(interval))
-        self.decay, self.batch_shrink = decay, max(1, int(batch_shrink))
-        self.register_buffer("mean", torch.zeros(()))
-
-    def forward(self, generator: StyleGANGenerator, z: Tensor) -> Tensor:
-        z = z[: max(1, z.shape[0] // self.batch_shrink)]
-        ws = generator.styles(z)  # (B, num_ws, w_dim)
-        img = generator.synthesis(ws)
-        y = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
-        (grad,) = torch.autograd.grad((img * y).sum(), ws, create_graph=True)
-        lengths = grad.square().sum(2).mean(1).sqrt()  # (B,)
-        with torch.no_grad():
-            self.mean.lerp_(lengths.mean(), self.decay)
-        return (lengths - self.mean).square().mean()

@@ -1,0 +1,308 @@
+"""The base of ganlab's LightningModules: two players trained in alternation by hand.
+
+``AdversarialModule`` owns what every adversarial game needs: the optimizers, the update
+schedule (its length in generator updates, n_critic, the learning rates), the G EMA, the
+penalties, the step bookkeeping (generator updates, discriminator updates, images seen),
+the logging flush, the checks for NaN and Inf, the checkpoint state, and stopping after
+``schedule.steps`` generator updates (under manual optimization Lightning's ``global_step``
+counts every optimizer step, D's included). ``GAN`` (noise to images) and ``CycleGAN``
+(image to image) implement ``training_step`` with its helpers, and declare what they can do:
+
+- ``samples_from_noise``: ``generate(z, y)`` makes samples from latents (``latent_dim``);
+- ``translates``: ``translate(x, direction)`` maps images between two domains;
+- ``num_classes``: the classes of a conditional model (None: unconditional).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from ganlab import distributed
+from ganlab.divergence import (
+    MODES,
+    Diverged,
+    first_nonfinite,
+    nonfinite_tensors,
+    update_is_finite,
+)
+from ganlab.ema import EMA
+from ganlab.errors import GanlabError
+from ganlab.options import check
+from ganlab.penalties import LazyPenalties
+from ganlab.rng import capture_rng_state, restore_rng_state
+from ganlab.schedule import UpdateSchedule
+from ganlab.steplog import StepLog
+
+log = logging.getLogger(__name__)
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+
+
+class AdversarialModule(L.LightningModule):
+    samples_from_noise = False
+    translates = False
+    num_classes: int | None = None
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        optimizer: Mapping[str, OptimizerFactory],
+        schedule: UpdateSchedule,
+        ema: EMA | None = None,
+        penalties: Mapping[str, Any] | None = None,
+        extra_penalties: tuple[Any, ...] = (),
+        on_nonfinite: str = "stop",
+        name: str = "",
+        recommended: Mapping[str, Any] | None = None,
+        compile: bool = False,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        check(on_nonfinite in MODES, "on_nonfinite", on_nonfinite,
+              f"it must be one of {', '.join(MODES)}")
+        self.generator, self.discriminator = generator, discriminator
+        self.optimizer_factories = dict(optimizer)
+        self.schedule = schedule
+        self.ema = ema if ema is not None else EMA()
+        if self.ema.enabled:  # samples, metrics and checkpoints' sampling use the average
+            self.generator_ema = copy.deepcopy(generator).requires_grad_(False)
+        self.penalties = LazyPenalties([*extra_penalties, *(penalties or {}).values()])
+        self.on_nonfinite = on_nonfinite  # see ganlab.divergence
+        self.name = name
+        self.recommended = dict(recommended or {})  # what the config took from it (schema.py)
+        self._apply_model_options(compile, channels_last)
+        self.g_steps = 0  # generator updates done
+        self.d_updates = 0  # discriminator updates done (the D penalties' lazy cycle)
+        self.images_seen = 0  # real images shown to D, over all processes
+        self.nonfinite_skips = 0  # updates skipped for a non-finite loss or gradient
+        self.last_logged: dict[str, float] = {}
+        self.latest_metrics: dict[str, float] = {}  # the evaluation callback's latest
+        self._log = StepLog()
+        self._resume_rng: dict[str, Any] | None = None  # restored before the first step
+        self._trainable: dict[nn.Module, list[nn.Parameter]] = {}  # for _frozen
+
+    def _apply_model_options(self, compile: bool, channels_last: bool) -> None:
+        """channels_last memory format and torch.compile in place (state_dict keys do not
+        change). D stays eager under a gradient penalty: differentiating D's gradient is a
+        double backward, which torch.compile does not support."""
+        penalised = bool(self.penalties.of("discriminator"))
+        for net in (self.generator, self.discriminator):
+            if channels_last:
+                net.to(memory_format=torch.channels_last)
+            if compile and not (net is self.discriminator and penalised):
+                net.compile()
+
+    @property
+    def max_steps(self) -> int:
+        return self.schedule.steps
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        return [
+            self.optimizer_factories["generator"](self.generator.parameters()),
+            self.optimizer_factories["discriminator"](self.discriminator.parameters()),
+        ]
+
+    def eval_generator(self) -> tuple[nn.Module, bool]:
+        """The generator to sample and evaluate with, and whether it is the EMA copy."""
+        ema = getattr(self, "generator_ema", None)
+        return (ema, True) if ema is not None else (self.generator, False)
+
+    @contextmanager
+    def evaluating(self, net: nn.Module) -> Iterator[nn.Module]:
+        """``net`` in eval mode without gradients for the block; its mode restored after."""
+        was_training = net.training
+        net.eval()
+        try:
+            with torch.no_grad():
+                yield net
+        finally:
+            net.train(was_training)
+
+    def check_data(self, datamodule: Any) -> None:
+        """GanlabError unless the data set suits this model (shapes, domains, batch)."""
+        raise NotImplementedError
+
+    def probe(self, key: str, net: Any, *inputs: Tensor) -> Tensor:
+        """``net``'s output for ``inputs`` (eval mode, no gradient, not compiled): what a
+        network makes or takes is checked by running it once on zeros."""
+        with self.evaluating(net):
+            try:
+                return net.forward(*inputs)
+            except (RuntimeError, ValueError) as err:
+                shape = list(inputs[0].shape[1:])
+                first = " ".join(str(err).split())[:160]
+                raise GanlabError(f"{key} does not take inputs of shape {shape} (the data's): "
+                                  f"{first}") from None
+
+    def check_shape(self, key: str, made: list[int], shape: list[int]) -> None:
+        if made != shape:
+            raise GanlabError(
+                f"{key} is configured for samples of shape {made} but the data has shape "
+                f"{shape}; make {key}'s channels, image_size or shape match data.channels, "
+                "data.image_size or data.shape (by default they follow the data)")
+
+    # -- one training step: helpers for training_step --
+
+    def begin_step(self) -> tuple[Any, Any]:
+        """(G's optimizer, D's optimizer), their learning rates set for this step."""
+        opt_g, opt_d = self.optimizers()
+        self.schedule.apply(self.trainer.optimizers, self.g_steps)
+        return opt_g, opt_d
+
+    @contextmanager
+    def frozen(self, net: nn.Module) -> Iterator[None]:
+        """``net``'s trainable parameters frozen for the block (gradients flow through it,
+        not into it). Lightning's toggled_optimizer does this too, but walks every parameter
+        of every optimizer (~45 us a step on a CPU)."""
+        params = self._trainable.get(net)
+        if params is None:  # listed once: walking the submodules costs more than the flags
+            params = self._trainable[net] = [p for p in net.parameters() if p.requires_grad]
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in params:
+                p.requires_grad_(True)
+
+    def update(self, opt: Any, loss: Tensor, net: nn.Module, name: str) -> None:
+        """Backward of ``loss`` and one step of ``opt`` on ``net`` (gradients averaged over the
+        processes; skipped, counted and warned about under on_nonfinite=skip if not finite)."""
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        distributed.average_gradients(net.parameters())  # data-parallel runs: distributed.py
+        if self.on_nonfinite == "skip" and not update_is_finite(
+            distributed.mean_over_ranks(loss.detach()), net.parameters()
+        ):  # the same decision on every rank
+            self.nonfinite_skips += 1
+            opt.zero_grad(set_to_none=True)
+            n = self.nonfinite_skips
+            if n & (n - 1) == 0:  # 1st, 2nd, 4th, 8th, ... skip: warn without flooding
+                log.warning("step %d: skipped a %s update with a non-finite loss or gradient "
+                            "(on_nonfinite=skip; %d skipped so far)", self.g_steps + 1, name, n)
+            return
+        opt.step()
+
+    def end_step(self, d_terms: list[dict[str, Tensor]], g_loss: Tensor, images: int,
+                 batch_size: int) -> None:
+        """After a step that showed D ``images`` real images (this process) and updated G on
+        ``batch_size`` samples: counters, the G EMA, the step's scalars, a flush when due."""
+        world = distributed.world_size()
+        self.images_seen += images * world
+        if self.ema.enabled:
+            self.ema.update(self.generator_ema, self.generator, batch_size * world)
+        self.g_steps += 1
+        self._log.record(d_terms, g_loss.detach(), self.g_steps)
+        every = max(1, int(self.trainer.log_every_n_steps))
+        if self.g_steps % every == 0 or self.schedule.done(self.g_steps):
+            self.flush_logs()  # in the step: its callbacks run after the check (divergence.py)
+
+    # -- Lightning hooks --
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
+        if self._resume_rng is not None:  # as late as possible: setup may have drawn numbers
+            restore_rng_state(self._resume_rng)
+            self._resume_rng = None
+        if self.schedule.done(self.g_steps):  # e.g. resumed from a finished run
+            self.trainer.should_stop = True
+            return -1
+        return None
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        every = max(1, int(self.trainer.log_every_n_steps))
+        if (self.g_steps % every == 0 or self.schedule.done(self.g_steps)) and self.last_logged:
+            for name in ("d_loss", "g_loss"):
+                self.log(name, self.last_logged[f"train/{name}"], prog_bar=True, logger=False)
+        if self.schedule.done(self.g_steps):
+            self.trainer.should_stop = True
+
+    def on_fit_start(self) -> None:
+        if distributed.is_distributed():
+            # Own latents, noise and penalty draws per rank; the weights are rank 0's.
+            seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+            L.seed_everything(seed + 1_000_003 * distributed.rank(), verbose=False)
+
+    def on_train_end(self) -> None:
+        self.flush_logs()
+        if distributed.is_distributed():
+            prints = distributed.check_in_sync(
+                {"generator": self.generator, "discriminator": self.discriminator})
+            log.info("rank %d of %d: weights in sync at step %d (generator %s, "
+                     "discriminator %s)", distributed.rank(), distributed.world_size(),
+                     self.g_steps, prints["generator"], prints["discriminator"])
+
+    def sync_buffers(self) -> None:
+        """Rank 0's buffers (BatchNorm statistics) on every rank, before a checkpoint or an
+        evaluation; call it on every rank."""
+        distributed.broadcast_buffers(self)
+
+    # -- logging and divergence --
+
+    def flush_logs(self) -> None:
+        """Write the pending scalars, then stop on a NaN or Inf (see ganlab.divergence)."""
+        steps, rows = self._log.flush(self.loggers)
+        if not rows:
+            return
+        keys = self._log.keys
+        self.last_logged = dict(zip(keys, rows[-1], strict=True))
+        self.last_logged["train/images_seen"] = float(self.images_seen)
+        self.last_logged["train/nonfinite_skips"] = float(self.nonfinite_skips)
+        bad = first_nonfinite(keys, steps, rows) if self.on_nonfinite == "stop" else None
+        if bad is not None:
+            step, key, value = bad
+            raise Diverged(f"training diverged at step {step}: {key} is {value} (lower the "
+                           "learning rates, or set on_nonfinite=skip to skip such updates)")
+        self.check_weights()
+
+    def check_weights(self) -> None:
+        """Stop if a weight or buffer (BatchNorm statistics included) is NaN or Inf."""
+        bad = nonfinite_tensors(self)
+        if bad:
+            raise Diverged(
+                f"training diverged by step {self.g_steps}: {', '.join(bad[:3])}"
+                f"{' and more' if len(bad) > 3 else ''} hold NaN or Inf values (checked every "
+                f"trainer.log_every_n_steps={self.trainer.log_every_n_steps} steps)")
+
+    # -- checkpoint state beyond the networks and optimizers --
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Raises Diverged before anything is written: a checkpoint never holds NaN weights.
+        self.flush_logs()
+        self.check_weights()
+        self.sync_buffers()
+        # Every rank draws its own random numbers; all of them are kept (rank 0 writes).
+        rng = distributed.gather_objects(capture_rng_state())
+        # Saves happen between training steps, so the n_critic cycle is always complete.
+        checkpoint.setdefault("ganlab", {}).update({
+            "g_steps": self.g_steps,
+            "images_seen": self.images_seen,
+            "nonfinite_skips": self.nonfinite_skips,
+            "d_updates": self.d_updates,  # keeps the lazy-penalty cycle on resume
+            "rng": rng[0],
+            "rng_per_rank": rng,
+        })
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("ganlab", {})
+        self.g_steps = int(state.get("g_steps", 0))
+        self.images_seen = int(state.get("images_seen", 0))
+        self.nonfinite_skips = int(state.get("nonfinite_skips", 0))
+        self.d_updates = int(state.get("d_updates", 0))
+        per_rank = state.get("rng_per_rank") or []
+        r = distributed.rank()
+        if len(per_rank) == distributed.world_size():
+            self._resume_rng = per_rank[r]
+        elif r == 0:
+            self._resume_rng = state.get("rng")
+        else:  # resumed on more processes than saved: a fresh stream for this rank
+            self._resume_rng = None

@@ -1,0 +1,68 @@
+"""D as the loss sees it: the samples augmented (the same op on real and fake), the labels of
+a conditional run, and the checks that D and G can do what the run asks of them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import Tensor, nn
+
+from ganlab.errors import GanlabError
+from ganlab.options import at_least, check
+
+MODES = ("none", "concat", "projection")
+
+
+class Conditioning:
+    """The ``conditioning`` node: ``mode`` none, concat (the one-hot label on D's input,
+    Mirza and Osindero 2014) or projection (Miyato and Koyama 2018), for ``num_classes``
+    classes (the data's labels). G always takes the label concatenated to z."""
+
+    def __init__(self, mode: str = "none", num_classes: int | None = None) -> None:
+        check(mode in MODES, "mode", mode, f"it must be one of {', '.join(MODES)}")
+        self.mode = mode
+        self.num_classes = None
+        if mode != "none":
+            if num_classes is None:
+                raise GanlabError(
+                    f"conditioning={mode} needs labelled data but data.num_classes is null; use "
+                    "a labelled data set (digits, mnist, fashion_mnist, cifar10) or "
+                    "conditioning=none")
+            self.num_classes = at_least(num_classes, "num_classes")
+
+    def check_networks(self, generator: nn.Module, discriminator: nn.Module) -> None:
+        """Both networks must have been built for these classes (their ``num_classes``)."""
+        for net in (generator, discriminator):
+            if getattr(net, "num_classes", None) != self.num_classes:
+                what = "is not conditional" if self.num_classes else "is conditional"
+                raise GanlabError(
+                    f"conditioning={self.mode} but {type(net).__name__} {what}; use "
+                    "conditioning=none, or a model whose networks take num_classes (set from "
+                    "conditioning.num_classes)")
+
+
+class CriticView:
+    """``view(y)`` is D as the loss sees it: ``augment`` (DiffAugment, ...) applied to every
+    sample, D given the labels ``y`` of a conditional run; D itself when there is neither."""
+
+    def __init__(self, discriminator: nn.Module, augment: Any = None) -> None:
+        self.discriminator = discriminator
+        self.augment = augment or None  # a `none` option composes to an empty node
+
+    def augmented(self, net: nn.Module) -> Callable[[Tensor], Tensor]:
+        """``net`` behind the augmentation (a CycleGAN discriminator of one domain, say)."""
+        if self.augment is None:
+            return net
+        augment = self.augment
+        return lambda x: net(augment(x))
+
+    def view(self, y: Tensor | None = None) -> Callable[[Tensor], Tensor]:
+        if y is None:
+            return self.augmented(self.discriminator)
+        d, augment = self.discriminator, self.augment
+
+        def critic(x: Tensor) -> Tensor:
+            return d(x if augment is None else augment(x), y)
+
+        return critic
