@@ -1,7 +1,6 @@
 """The metrics classifier on scikit-learn's bundled digits (works offline)."""
 
 import functools
-import sys
 import time
 
 import numpy as np
@@ -115,13 +114,23 @@ def test_command_composes_conf_from_the_working_directory(trained, tmp_path, mon
     model, accuracy, _ = trained
     cache = tmp_path / "data" / "classifiers" / "classifier-digits-1x32x32.pt"
     save_classifier(model, cache, accuracy, "digits")  # a cache hit: no training here
-    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "data").mkdir(parents=True)
     (tmp_path / "conf" / "train.yaml").write_text(
-        "data:\n  _target_: test_classifier.DigitsData\n  name: digits\n"
-        "paths:\n  data_dir: ${hydra:runtime.cwd}/data\n"
+        "defaults:\n  - _self_\n  - data: digits\npaths:\n  data_dir: elsewhere\n"
+    )
+    (tmp_path / "conf" / "data" / "digits.yaml").write_text(
+        "_target_: test_classifier.DigitsData\nname: digits\n"
     )
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["ganlab.classifier"])
-    classifier.main()
+    assert classifier.main(["data=digits"]) == 0  # conf and data_dir default to ./conf, ./data
     out = capsys.readouterr().out
-    assert f"held-out accuracy {accuracy:.4f}" in out and str(cache) in out
+    assert f"held-out accuracy {accuracy:.4f}" in out and str(cache.resolve()) in out
+
+    monkeypatch.chdir(tmp_path / "data")  # no conf/ here
+    assert classifier.main(["data=digits"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no train.yaml in ") and err.count("\n") == 1
+    assert "run from the repository root or pass config_dir=DIR" in err
+    argv = ["data=digits", f"config_dir={tmp_path / 'conf'}", f"data_dir={tmp_path / 'data'}"]
+    assert classifier.main(argv) == 0
+    assert str(cache.resolve()) in capsys.readouterr().out

@@ -83,8 +83,8 @@ def test_metric_directions():
     [
         (["checkpoint=/no/such.ckpt"], "no such file"),
         (["num_samples=1"], "num_samples=1"),
-        (["num_samples=50"], "KID"),
-        (["feature_net=resnet"], "unknown feature network 'resnet'"),
+        (["num_samples=50"], "kid_subset_size=100 is larger than"),
+        (["feature_net=resnet"], "feature_net='resnet' is not allowed"),
         (["feature_net=inception", "weights_path=/no/weights.pth"], "weights"),
         (["colour=red"], "colour"),
     ],

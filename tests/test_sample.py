@@ -113,7 +113,7 @@ def test_not_a_ganlab_checkpoint(tmp_path, capsys):
     assert main([f"checkpoint={truncated}", f"output={tmp_path / 'x.npz'}"]) == 2
     assert "cannot be read" in capsys.readouterr().err
 
-
+@pytest.mark.slow
 def test_as_a_module_command(checkpoints, tmp_path):
     out = tmp_path / "cli.npz"
     proc = subprocess.run(

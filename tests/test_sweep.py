@@ -66,7 +66,7 @@ def test_failed_job_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert errors[0].endswith("failed: n_critic=0 is not allowed: it must be an integer >= 1")
     assert errors[1].startswith("error: 1 job(s) failed")
 
-    assert report_main([str(sweep)]) == 0
+    assert report_main([f"sweep={sweep}"]) == 0
     rows = list(csv.DictReader((sweep / "report.csv").open()))
     assert [(r["group"], r["n"], r["failed"]) for r in rows] == [
         ("n_critic=0", "0", "1"),
@@ -92,7 +92,7 @@ def test_report_of_two_losses_by_two_seeds(tmp_path):
     sweep = sweep_dir(tmp_path)
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1", "2", "3"]
 
-    proc = run([str(sweep)], tmp_path, module="ganlab.report")
+    proc = run([f"sweep={sweep}"], tmp_path, module="ganlab.report")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"wrote report.md, report.csv and 5 plot(s) to {sweep}" in proc.stdout
 
@@ -124,15 +124,15 @@ def test_report_of_two_losses_by_two_seeds(tmp_path):
     for job in (d for d in sweep.iterdir() if d.is_dir()):
         loss = "hinge" if "- loss=hinge" in (job / ".hydra" / "overrides.yaml").read_text() else "ns"
         shutil.copytree(job, parent / loss / job.name)
-    assert report_main([str(parent)]) == 0
+    assert report_main([f"sweep={parent}"]) == 0
     merged = {r["group"]: r for r in csv.DictReader((parent / "report.csv").open())}
     assert merged == rows
 
 
 def test_report_of_bad_input_fails_with_one_line(tmp_path, capsys):
-    assert report_main([str(tmp_path / "nowhere")]) == 2
+    assert report_main([f"sweep={tmp_path / 'nowhere'}"]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path / 'nowhere'} is not a directory\n"
-    assert report_main([str(tmp_path)]) == 2
+    assert report_main([f"sweep={tmp_path}"]) == 2
     assert capsys.readouterr().err == (
         f"error: {tmp_path} holds no jobs (no .hydra/overrides.yaml under it)\n"
     )
@@ -140,7 +140,7 @@ def test_report_of_bad_input_fails_with_one_line(tmp_path, capsys):
     (job / ".hydra").mkdir(parents=True)
     (job / ".hydra" / "overrides.yaml").write_text("- loss=hinge\n- lr=[1,\n")  # edited by hand
     (job / "metrics.json").write_text(json.dumps({"metrics/modes": 8.0}))
-    assert report_main([str(tmp_path)]) == 2
+    assert report_main([f"sweep={tmp_path}"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {job / '.hydra' / 'overrides.yaml'} holds an override Hydra")
     assert err.count("\n") == 1 and "fix the file or move that job" in err

@@ -6,25 +6,29 @@ the Inception Score and predicted labels for class coverage.
 
     python -m ganlab.classifier data=digits
 
-run from the repository root, trains it (or loads it from the cache under `paths.data_dir`)
-and prints its held-out accuracy and the cache path. Like train.py it composes
-`conf/train.yaml`, here from `./conf`; pass `--config-dir DIR` to use another folder.
+run from the repository root, trains it (or loads it from the cache under `data_dir`, default
+./data) and prints its held-out accuracy and the cache path. Like train.py it composes
+`conf/train.yaml`, here from `./conf`; pass `config_dir=DIR` to use another folder.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import hydra
 import torch
 import torch.nn.functional as F
+from hydra.errors import HydraException, InstantiationException
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 from torch import Tensor, nn
 
 from ganlab import registry
+from ganlab.cli import arg, run_command
 from ganlab.errors import GanlabError
 
 
@@ -194,36 +198,57 @@ def load_or_train_classifier(
     return model.cpu().eval(), accuracy, path
 
 
-@hydra.main(version_base="1.3", config_path=None, config_name="train")
-def _main(cfg: DictConfig) -> None:
+@dataclass
+class ClassifierArgs:
+    data: str = arg(help="the data set, a config of conf/data (e.g. digits)", metavar="NAME")
+    data_dir: str = arg("data", "data and caches; the classifier is cached in DIR/classifiers")
+    config_dir: str = arg("conf", "the config folder whose train.yaml is composed")
+    overrides: list[str] = arg([], "more overrides of the config, like [data.image_size=28]")
+
+
+def run_classifier(args: ClassifierArgs) -> int:
+    """The command's body: load or train the data set's classifier, print its accuracy."""
+    config_dir = Path(args.config_dir).expanduser().resolve()
+    if not (config_dir / "train.yaml").is_file():
+        raise GanlabError(
+            f"no train.yaml in {config_dir}; run from the repository root or pass config_dir=DIR"
+        )
+    import ganlab.schema  # noqa: F401 - registers the structured configs train.yaml extends
+
+    overrides = [f"data={args.data}", f"paths.data_dir={args.data_dir}", *args.overrides]
+    try:
+        with hydra.initialize_config_dir(str(config_dir), version_base="1.3"):
+            cfg = hydra.compose("train", overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as err:  # e.g. no such data config
+        message = str(err).split("Config search path")[0]  # where Hydra looked: noise here
+        raise GanlabError(" ".join(message.split())) from None
     try:
         datamodule = hydra.utils.instantiate(cfg.data)
-        datamodule.setup()
-        start = time.perf_counter()
-        _, accuracy, path = load_or_train_classifier(
-            cfg.data, datamodule, Path(cfg.paths.data_dir) / "classifiers"
-        )
-    except GanlabError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+    except InstantiationException as err:  # the data module's own check of its options
+        cause: BaseException = err
+        while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
+            cause = cause.__cause__
+        raise GanlabError(f"data: {' '.join(str(cause).split())}") from None
+    datamodule.setup()
+    start = time.perf_counter()
+    _, accuracy, path = load_or_train_classifier(
+        cfg.data, datamodule, Path(cfg.paths.data_dir) / "classifiers"
+    )
     print(f"held-out accuracy {accuracy:.4f} ({time.perf_counter() - start:.1f} s)")
-    print(f"classifier: {path}")
+    print(f"classifier: {path.resolve()}")
+    return 0
 
 
-def main() -> None:
-    """Entry point; the config folder defaults to `./conf`, as for train.py run from the repo root."""
-    if not any(a.startswith(("--config-dir", "-cd")) for a in sys.argv[1:]):
-        conf = Path.cwd() / "conf"
-        if not (conf / "train.yaml").exists():
-            print(
-                f"error: no conf/train.yaml in {Path.cwd()}; run from the repository root "
-                "or pass --config-dir DIR",
-                file=sys.stderr,
-            )
-            sys.exit(1)
-        sys.argv.insert(1, f"--config-dir={conf}")
-    _main()
+def main(argv: list[str] | None = None) -> int:
+    return run_command(
+        ClassifierArgs,
+        run_classifier,
+        argv,
+        prog="python -m ganlab.classifier",
+        summary="Train the metrics classifier of a data set (or load it from its cache) and\n"
+        "print its held-out accuracy; composes the training config, as train.py does.",
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -15,31 +15,30 @@ numbers of real and generated samples, reference split, step, seed, EMA or not.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-
 from ganlab import registry
-from ganlab.checkpoint import REFUSED_HINT, load_checkpoint, load_generator, stored_value
+from ganlab.cli import arg, name_list, run_command
 from ganlab.errors import GanlabError
-from ganlab.evaluation import build_evaluator
 
 
-def _parse(argv: list[str]) -> DictConfig:
-    allowed = {"checkpoint", "num_samples", "data_dir", "device", "feature_net", "weights_path",
-               "trust"}
-    bad = [a for a in argv if "=" not in a or a.split("=", 1)[0] not in allowed]
-    if bad:
-        raise GanlabError(f"argument {bad[0]!r} is not one of {', '.join(sorted(allowed))} "
-                          "as key=value")
-    args = OmegaConf.from_dotlist(argv)
-    if "checkpoint" not in args:
-        raise GanlabError("checkpoint=PATH is required")
-    return args
+@dataclass
+class EvaluateArgs:
+    checkpoint: str = arg(help="the checkpoint (.ckpt) whose generator is evaluated",
+                          metavar="PATH")
+    num_samples: int | None = arg(
+        None, "samples to generate (>= 2); null: the checkpoint's setting")
+    data_dir: str = arg("data", "reference data and caches (classifier, statistics)")
+    device: str = arg("cpu", "torch device to run the generator on, e.g. cuda")
+    feature_net: str | None = arg(
+        None, "classifier or inception; null: the checkpoint's setting")
+    weights_path: str | None = arg(None, "weights file of the feature network (inception)")
+    # Any: OmegaConf takes both trust=my_module (a string) and trust=[a,b] (a list) for it.
+    trust: Any = arg(None, "your modules (m or [a,b]) whose classes may be loaded")
 
 
 # Evaluation options a checkpoint may carry, and their types; paths (weights_path,
@@ -50,6 +49,8 @@ _STORED_EVALUATION = {"feature_net": str, "num_samples": int, "reference_split":
 
 def _stored_run(ckpt: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], int]:
     """The checked data node, evaluation options and seed of a checkpoint's run."""
+    from ganlab.checkpoint import stored_value
+
     config = stored_value(ckpt["ganlab"], "config", dict)
     data = stored_value(config, "data", dict)
     stored_eval = stored_value(config, "evaluation", (dict, type(None)), None) or {}
@@ -60,10 +61,14 @@ def _stored_run(ckpt: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], i
     return data, evaluation, stored_value(config, "seed", int, 0)
 
 
-def evaluate_checkpoint(argv: list[str]) -> tuple[dict[str, Any], Path]:
-    args = _parse(argv)
-    registry.trust(args.get("trust"))
-    ckpt_path = Path(str(args.checkpoint))
+def evaluate_checkpoint(args: EvaluateArgs) -> tuple[dict[str, Any], Path]:
+    """The metrics of ``args.checkpoint``'s generator, also written beside it (the path)."""
+    # Imported here, not above: torch and Lightning take seconds, --help should not wait.
+    from ganlab.checkpoint import REFUSED_HINT, load_checkpoint, load_generator
+    from ganlab.evaluation import build_evaluator
+
+    registry.trust(name_list("trust", args.trust))
+    ckpt_path = Path(args.checkpoint)
     stored = load_generator(ckpt_path)
     if stored.latent_dim is None:
         raise GanlabError(
@@ -73,23 +78,20 @@ def evaluate_checkpoint(argv: list[str]) -> tuple[dict[str, Any], Path]:
         )
     try:
         data, evaluation, seed = _stored_run(load_checkpoint(ckpt_path, mmap=True))
-        data_dir = str(args.get("data_dir", "data"))
         if "root" in data:  # torchvision sets: read from (or downloaded into) data_dir
-            data = {**data, "root": data_dir}
+            data = {**data, "root": args.data_dir}
         datamodule = registry.build("data", data, "data")
     except registry.Refused as err:
         raise GanlabError(f"checkpoint={ckpt_path}: {err}; {REFUSED_HINT}") from None
     for key in ("num_samples", "feature_net", "weights_path"):
-        if key in args:
-            evaluation[key] = args[key]
+        if getattr(args, key) is not None:
+            evaluation[key] = getattr(args, key)
     num = evaluation.get("num_samples", 2500)
     if not isinstance(num, int) or isinstance(num, bool) or num < 2:
         raise GanlabError(f"num_samples={num!r} must be an integer >= 2")
-    cfg = OmegaConf.create({"evaluation": evaluation, "seed": seed,
-                            "paths": {"data_dir": data_dir}})
-    generator = stored.net.to(str(args.get("device", "cpu")))
+    generator = stored.net.to(args.device)
     datamodule.setup()
-    evaluator = build_evaluator(cfg, datamodule)
+    evaluator = build_evaluator(evaluation, datamodule, args.data_dir, seed)
     if evaluator is None:
         raise GanlabError("no metric applies to this checkpoint's data; use feature_net=inception")
     metrics = evaluator.evaluate_generator(generator, stored.latent_dim, stored.g_steps,
@@ -102,20 +104,25 @@ def evaluate_checkpoint(argv: list[str]) -> tuple[dict[str, Any], Path]:
     return metrics, out
 
 
-def main(argv: list[str] | None = None) -> int:
-    # Progress to stdout, so that stderr holds nothing but a one-line error; force: a fresh
-    # handler on the current stream at every call.
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
-    try:
-        metrics, out = evaluate_checkpoint(sys.argv[1:] if argv is None else argv)
-    except GanlabError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+def evaluate(args: EvaluateArgs) -> int:
+    """The command's body: evaluate, print the metrics and where they were written."""
+    metrics, out = evaluate_checkpoint(args)
     for key, value in metrics.items():
         shown = f"{value:.6g}" if isinstance(value, float) and math.isfinite(value) else value
         print(f"{key:32s} {shown}")
     print(f"wrote {out}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(
+        EvaluateArgs,
+        evaluate,
+        argv,
+        prog="python -m ganlab.evaluate",
+        summary="Evaluate a checkpoint's generator; the metrics go to stdout and to\n"
+        "CHECKPOINT.metrics.json beside it.",
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Multi-seed report of a sweep: ``python -m ganlab.report outputs/multirun/<date>/<time>``.
+"""Multi-seed report of a sweep: ``python -m ganlab.report sweep=outputs/multirun/<date>/<time>``.
 
 The jobs are the run directories (those with ``.hydra/overrides.yaml``) anywhere under the
 directory given, so a folder of several sweeps (``outputs/multirun/<date>``) is reported
@@ -28,6 +28,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import OverrideParseException
 
+from ganlab.cli import arg, run_command
+from ganlab.errors import GanlabError
 from ganlab.sweep import ERROR_FILE, job_overrides
 
 FINAL_KEYS = ("steps", "wall_time_s")
@@ -237,20 +239,32 @@ def report(sweep_dir: Path) -> tuple[str, list[Path]]:
     return markdown, plots
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if len(argv) != 1 or argv[0] in ("-h", "--help"):
-        print("usage: python -m ganlab.report SWEEP_DIR", file=sys.stderr)
-        return 2
-    sweep_dir = Path(argv[0])
+@dataclass
+class ReportArgs:
+    sweep: str = arg(help="a sweep's folder, or a folder of several sweeps", metavar="DIR")
+
+
+def run_report(args: ReportArgs) -> int:
+    """The command's body: write the report and print its tables."""
+    sweep_dir = Path(args.sweep)
     try:
         markdown, plots = report(sweep_dir)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except ValueError as err:  # what is wrong with the folder or a job's files, in one line
+        raise GanlabError(str(err)) from None
     print(markdown.split("\n## Over training")[0], end="")
     print(f"wrote report.md, report.csv and {len(plots)} plot(s) to {sweep_dir}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(
+        ReportArgs,
+        run_report,
+        argv,
+        prog="python -m ganlab.report",
+        summary="Multi-seed report of a sweep: report.md, report.csv and plot_*.png, written\n"
+        "into the folder; the jobs are the run directories anywhere under it.",
+    )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 ``output`` ending in ``.npz`` writes the array ``samples`` (float32; images as N,C,H,W in
 [-1, 1], 2-D data as N,2 in data coordinates); ending in ``.png`` writes an image grid
 (images) or a scatter plot (points). ``truncation=PSI`` applies the truncation trick of a
-StyleGAN checkpoint (default: the model's ``model.truncation``, 0.7). A CycleGAN checkpoint translates a folder instead:
+StyleGAN checkpoint (default: the model's ``model.truncation``, 0.7). A CycleGAN checkpoint
+translates a folder instead:
 
     python -m ganlab.sample checkpoint=PATH input=DIR output=DIR [direction=a2b|b2a]
 
@@ -22,55 +23,44 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
 from ganlab import registry
-from ganlab.checkpoint import StoredGenerator, load_generator
+from ganlab.cli import arg, name_list, run_command
 from ganlab.errors import GanlabError
+
+if TYPE_CHECKING:  # imported in sample(): Lightning takes seconds, --help should not wait
+    from ganlab.checkpoint import StoredGenerator
 
 
 @dataclass
 class SampleArgs:
-    checkpoint: str = "???"
-    num_samples: int = 64
-    output: str = "samples.png"
-    seed: int = 0
-    batch_size: int = 1024
-    device: str = "cpu"
-    labels: list[int] | None = None  # conditional models: one class per sample
-    class_id: int | None = None  # conditional models: every sample of this class
-    interpolate: int = 0  # > 1: num_samples spherical latent paths of this many steps
-    input: str | None = None  # image-to-image models: translate this folder (ganlab.translate)
-    direction: str = "a2b"  # ... from domain A to B, or b2a
-    # stylegan: psi of the truncation trick (1: none); null: the model's default,
-    # model.truncation (0.7 for stylegan; none for models without a mapping network)
-    truncation: float | None = None
-    # Modules of your own whose network classes a checkpoint may name (ganlab.registry).
-    trust: list[str] | None = None
+    checkpoint: str = arg(help="the checkpoint (.ckpt) to sample from", metavar="PATH")
+    num_samples: int = arg(64, "how many samples (latent paths, with interpolate)")
+    output: str = arg("samples.png", ".npz (array `samples`) or .png file; with input: a folder")
+    seed: int = arg(0, "seed of the latents")
+    batch_size: int = arg(1024, "samples per forward pass")
+    device: str = arg("cpu", "torch device to run the generator on, e.g. cuda")
+    labels: list[int] | None = arg(None, "conditional models: one class per sample")
+    class_id: int | None = arg(None, "conditional models: every sample of this class")
+    interpolate: int = arg(0, ">= 2: latent paths of this many steps; 0: off")
+    input: str | None = arg(None, "image-to-image models: translate this folder")
+    direction: str = arg("a2b", "with input: translate from domain A to B (a2b) or b2a")
+    truncation: float | None = arg(
+        None, "stylegan: truncation psi (1: none); null: model.truncation"
+    )
+    # Any: OmegaConf takes both trust=my_module (a string) and trust=[a,b] (a list) for it;
+    # check_args makes it a list.
+    trust: Any = arg(None, "your modules (m or [a,b]) whose network classes may be loaded")
 
 
-def parse_args(argv: list[str]) -> SampleArgs:
-    """key=value arguments, typed and checked against SampleArgs."""
-    bad = [a for a in argv if "=" not in a]
-    if bad:
-        raise GanlabError(
-            f"argument {bad[0]!r} is not key=value; keys: checkpoint, num_samples, "
-            "output, seed, batch_size, device, labels, class_id, interpolate, input, direction, "
-            "truncation, trust"
-        )
-    try:
-        cfg = OmegaConf.merge(OmegaConf.structured(SampleArgs), OmegaConf.from_dotlist(argv))
-        args: SampleArgs = OmegaConf.to_object(cfg)
-    except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None)
-        raise GanlabError(
-            f"{key}: {str(err).splitlines()[0]}" if key else str(err).splitlines()[0]
-        ) from None
+def check_args(args: SampleArgs) -> None:
+    """The checks that the keys' types do not make: ranges, the device, trust as a list."""
+    args.trust = name_list("trust", args.trust)
     if args.num_samples < 1:
         raise GanlabError(f"num_samples={args.num_samples} must be >= 1")
     if args.batch_size < 1:
@@ -84,7 +74,6 @@ def parse_args(argv: list[str]) -> SampleArgs:
     except (RuntimeError, AssertionError) as err:  # unknown type, or not built/present here
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise GanlabError(f"device={args.device!r} cannot be used: {first}") from None
-    return args
 
 
 @torch.no_grad()
@@ -200,13 +189,13 @@ def write_output(
         elif samples.dim() == 2:
             from PIL import Image
 
-            from ganlab.callbacks.samples import scatter_png
+            from ganlab.render import scatter_png
 
             Image.fromarray(scatter_png(samples.numpy())).save(output)
         else:
             from torchvision.utils import save_image
 
-            from ganlab.callbacks.samples import image_grid
+            from ganlab.render import image_grid
 
             nrow = nrow or max(1, int(len(samples) ** 0.5))
             save_image(image_grid(samples, nrow=nrow), output)
@@ -215,56 +204,66 @@ def write_output(
     return output
 
 
-def main(argv: list[str] | None = None) -> int:
-    try:
-        args = parse_args(sys.argv[1:] if argv is None else argv)
-        registry.trust(args.trust)
-        if args.input is not None:  # image-to-image translation (model=cyclegan)
-            from ganlab.translate import translate_folder
+def sample(args: SampleArgs) -> int:
+    """The command's body: samples (or translated images) written to ``args.output``."""
+    from ganlab.checkpoint import load_generator
 
-            count, folder = translate_folder(args)
-            print(f"wrote {count} translated images ({args.direction}) to {folder}")
-            return 0
-        check_output(args.output)
-        stored = load_generator(args.checkpoint)
-        generator = stored.net
-        if stored.latent_dim is None:
-            raise GanlabError(
-                f"checkpoint={args.checkpoint} holds a {stored.model} model, "
-                "which translates images: pass input=DIR output=DIR [direction=a2b|b2a]"
-            )
-        latent_dim = stored.latent_dim
-        truncation = sampling_truncation(args, stored)
-        n, z, nrow = args.num_samples, None, None
-        if args.interpolate == 1 or args.interpolate < 0:
-            raise GanlabError(f"interpolate={args.interpolate} must be 0 (off) or >= 2 steps")
-        if args.labels is not None:
-            n = len(args.labels)
-        if args.interpolate:
-            z = interpolation_latents(n, args.interpolate, latent_dim, args.seed)
-            nrow = args.interpolate
-        labels = sample_labels(args, getattr(generator, "num_classes", None), n)
-        if labels is not None and args.interpolate:
-            labels = labels.repeat_interleave(args.interpolate)  # one class along each path
-        elif labels is not None and args.labels is None and args.class_id is None:
-            nrow = max(1, n // int(generator.num_classes))
-        total = n * max(1, args.interpolate)
-        samples = generate(
-            generator.to(args.device),
-            latent_dim,
-            total,
-            args.seed,
-            args.batch_size,
-            labels=labels,
-            z=z,
-            truncation=truncation,
+    check_args(args)
+    registry.trust(args.trust)
+    if args.input is not None:  # image-to-image translation (model=cyclegan)
+        from ganlab.translate import translate_folder
+
+        count, folder = translate_folder(args)
+        print(f"wrote {count} translated images ({args.direction}) to {folder}")
+        return 0
+    check_output(args.output)
+    stored = load_generator(args.checkpoint)
+    generator = stored.net
+    if stored.latent_dim is None:
+        raise GanlabError(
+            f"checkpoint={args.checkpoint} holds a {stored.model} model, "
+            "which translates images: pass input=DIR output=DIR [direction=a2b|b2a]"
         )
-        path = write_output(to_data_space(samples, stored.scale), args.output, labels, nrow)
-    except GanlabError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    latent_dim = stored.latent_dim
+    truncation = sampling_truncation(args, stored)
+    n, z, nrow = args.num_samples, None, None
+    if args.interpolate == 1 or args.interpolate < 0:
+        raise GanlabError(f"interpolate={args.interpolate} must be 0 (off) or >= 2 steps")
+    if args.labels is not None:
+        n = len(args.labels)
+    if args.interpolate:
+        z = interpolation_latents(n, args.interpolate, latent_dim, args.seed)
+        nrow = args.interpolate
+    labels = sample_labels(args, getattr(generator, "num_classes", None), n)
+    if labels is not None and args.interpolate:
+        labels = labels.repeat_interleave(args.interpolate)  # one class along each path
+    elif labels is not None and args.labels is None and args.class_id is None:
+        nrow = max(1, n // int(generator.num_classes))
+    total = n * max(1, args.interpolate)
+    samples = generate(
+        generator.to(args.device),
+        latent_dim,
+        total,
+        args.seed,
+        args.batch_size,
+        labels=labels,
+        z=z,
+        truncation=truncation,
+    )
+    path = write_output(to_data_space(samples, stored.scale), args.output, labels, nrow)
     print(f"wrote {len(samples)} samples to {path}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(
+        SampleArgs,
+        sample,
+        argv,
+        prog="python -m ganlab.sample",
+        summary="Sample from a trained generator: output=FILE.npz or FILE.png. With a CycleGAN\n"
+        "checkpoint, translate a folder instead: input=DIR output=DIR [direction=a2b|b2a].",
+    )
 
 
 if __name__ == "__main__":

@@ -11,15 +11,16 @@ the suffix ``.png``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 import torchvision.transforms.functional as TF
 
 from ganlab.checkpoint import load_generator
 from ganlab.cyclegan import DIRECTIONS
-from ganlab.data.images import ImageFolderDataModule, to_model_space
+from ganlab.data.folder import ImageFolderDataModule
+from ganlab.data.images import to_model_space
 from ganlab.errors import GanlabError
-from ganlab.sample import SampleArgs
 
 
 def _output_names(files: list[Path], root: Path, output: Path) -> list[Path]:
@@ -35,9 +36,10 @@ def _output_names(files: list[Path], root: Path, output: Path) -> list[Path]:
     return names
 
 
-def translate_folder(args: SampleArgs) -> tuple[int, Path]:
-    """Translate ``args.input`` into ``args.output``; returns the number of images and the
-    output folder. GanlabError (one line) for anything that stops it."""
+def translate_folder(args: Any) -> tuple[int, Path]:
+    """Translate ``args.input`` into ``args.output`` (``args``: the sampling command's
+    arguments: checkpoint, input, output, direction, device, batch_size); returns the number
+    of images and the output folder. GanlabError (one line) for anything that stops it."""
     if args.direction not in DIRECTIONS:
         raise GanlabError(
             f"direction={args.direction!r} is not allowed: it must be one of {', '.join(DIRECTIONS)}"
