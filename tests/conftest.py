@@ -8,6 +8,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+import ganlab.schema  # noqa: F401 - the structured configs conf/train.yaml extends
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
@@ -41,6 +43,8 @@ def compose_config(output_dir: Path, overrides: list[str] = (), tiny: bool = Tru
     overrides = list(overrides)
     model = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), "dcgan")
     extra = TINY.get(model, []) if tiny else []
+    if "evaluation=none" in overrides:  # no evaluation node to shrink
+        extra = [o for o in extra if not o.startswith("evaluation.")]
     with initialize_config_dir(str(CONF), version_base="1.3"):
         return compose(
             "train",

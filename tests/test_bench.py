@@ -1,4 +1,5 @@
-"""``python -m ganlab.bench``: well-formed numbers from tiny runs; no timing thresholds."""
+"""``python -m ganlab.bench``: both paths compute the same losses from the same seed (what
+makes the speed ratio mean something), and well-formed numbers; no timing thresholds."""
 
 import json
 import math
@@ -12,6 +13,7 @@ from hydra import compose, initialize_config_dir
 
 from ganlab.bench import PATHS, bench
 from ganlab.errors import GanlabError
+from ganlab.handwritten import losses_of_paths
 
 SHORT = ["bench.steps=2", "bench.warmup=1", "bench.repeats=2"]
 
@@ -33,11 +35,22 @@ def positive(x):
     "setup",
     [
         ["model=dcgan", "data=digits", "data.batch_size=8"],
+        # n_critic D updates with the gradient penalty's random interpolation weights
         ["model=mlp", "data=ring8", "data.batch_size=16", "loss=wgan_gp", "n_critic=2"],
+        ["model=mlp", "data=ring8", "data.batch_size=16", "loss=wgan"],  # clipping, RMSprop
     ],
 )
-def test_bench_reports_both_paths(tmp_path, setup):
-    report = bench(compose_bench(tmp_path, [*setup, *SHORT]))
+def test_both_paths_compute_the_same_losses_from_the_same_seed(tmp_path, setup):
+    losses = losses_of_paths(compose_bench(tmp_path, setup), steps=4)
+    assert len(losses["ganlab"]) == 4
+    assert losses["ganlab"] == losses["handwritten"]  # bit for bit
+    assert len(set(losses["ganlab"])) == 4  # and they change from step to step
+
+
+def test_bench_reports_both_paths(tmp_path):
+    report = bench(compose_bench(tmp_path, ["model=dcgan", "data=digits", "data.batch_size=8",
+                                            *SHORT]))
+    assert report["same_losses"] is True
     assert report["device"] == "cpu"
     assert positive(report["matmul_peak_flops_per_s"])
     assert report["machine"]["torch"] and report["machine"]["cpu_count"] >= 1
@@ -54,7 +67,8 @@ def test_bench_reports_both_paths(tmp_path, setup):
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [("bench.steps=0", "bench.steps"), ("regularizer=r1", "no regularizer")],
+    [("bench.steps=0", "bench.steps"), ("regularizer=r1", "no penalties"),
+     ("augment=diffaug", "no augment"), ("ema.half_life_kimg=1", "no ema")],
 )
 def test_bench_rejects_what_it_cannot_compare(tmp_path, override, message):
     cfg = compose_bench(tmp_path, ["model=mlp", "data=ring8", override])
@@ -62,6 +76,7 @@ def test_bench_rejects_what_it_cannot_compare(tmp_path, override, message):
         bench(cfg)
 
 
+@pytest.mark.slow
 def test_command_sweeps_batch_sizes_and_writes_json(tmp_path):
     args = [
         f"hydra.run.dir={tmp_path}",

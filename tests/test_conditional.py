@@ -106,21 +106,24 @@ def test_labels_on_an_unconditional_model(make_config, tmp_path, capsys):
 
 
 def test_conditioning_needs_labels(make_config):
-    from ganlab.config import validate
+    from ganlab.build import assemble
 
     cfg = make_config(["model=mlp", "data=ring8", "conditioning=concat"])
     with pytest.raises(GanlabError, match="labelled data"):
-        validate(cfg)
+        assemble(cfg)
 
 
 @pytest.mark.parametrize("model", ["sngan", "stylegan", "cyclegan"])
 def test_models_without_a_conditional_variant_say_so(make_config, model):
-    from ganlab.config import validate
+    from ganlab.build import assemble
 
     cfg = make_config([f"model={model}", "conditioning=projection"], tiny=False)
     with pytest.raises(GanlabError) as excinfo:
-        validate(cfg)
-    assert str(excinfo.value) == (
-        f"model={model} has no conditional variant; use conditioning=none, or a conditional "
-        "model: mlp or dcgan"
-    )
+        assemble(cfg)
+    net = {"sngan": "SNGANGenerator", "stylegan": "StyleGANGenerator"}.get(model)
+    expected = (f"conditioning=projection but {net} is not conditional; use conditioning=none, "
+                "or a model whose networks take num_classes (set from conditioning.num_classes)"
+                if net else "conditioning=projection needs labelled data but "
+                "data.num_classes is null; use a labelled data set (digits, mnist, "
+                "fashion_mnist, cifar10) or conditioning=none")
+    assert str(excinfo.value) == expected

@@ -16,14 +16,14 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from test_resume import _assert_identical, _state
 from torch import nn
 
+from ganlab.build import assemble, build_module
 from ganlab.checkpoint import load_generator
-from ganlab.config import validate
 from ganlab.cyclegan import ImagePool
 from ganlab.data.unpaired import INK, PAPER, UnpairedDataModule
 from ganlab.errors import GanlabError
 from ganlab.nets.cyclegan import PatchDiscriminator, ResnetGenerator
 from ganlab.sample import main
-from ganlab.train import build_module, fit, train
+from ganlab.train import fit, train
 
 # Small networks on 16x16 images with a higher learning rate than the paper's, so that a
 # 150-step CPU run (about 10 s) learns the built-in pair.
@@ -62,7 +62,7 @@ def run(tmp_path_factory):
         out,
         [
             *TINY,
-            "model.module.lambda_identity=0",  # as experiment=cyclegan_digits (see there)
+            "model.lambda_identity=0",  # as experiment=cyclegan_digits (see there)
             f"trainer.max_steps={STEPS}",
             "trainer.log_every_n_steps=25",
             "callbacks.sample_grid.every_n_steps=50",
@@ -171,18 +171,19 @@ def test_model_brings_its_data_and_mismatches_fail_in_one_line(tmp_path):
     alone = compose_config(tmp_path, ["model=cyclegan"], tiny=False)
     assert alone == compose_config(tmp_path, ["model=cyclegan", "data=unpaired"], tiny=False)
     assert alone.loss._target_ == "ganlab.losses.LeastSquares"
-    validate(alone)
+    assert alone.lr_decay_start == 0.5  # model.recommended: the paper's schedule
+    assemble(alone)
     cases = {
-        ("model=cyclegan", "data=digits"): "model=cyclegan translates between two image domains",
-        ("model=dcgan", "data=unpaired"): "data=unpaired holds two image domains",
+        ("model=cyclegan", "data=digits"): "CycleGAN translates between two image domains",
+        ("model=dcgan", "data=unpaired"): "data=unpaired holds 2 image domains",
         ("model=cyclegan", "loss=wgan_gp"): "n_critic=5 is not allowed",
-        ("model=cyclegan", "callbacks=default"): "use callbacks=cyclegan",
+        ("model=cyclegan", "regularizer=r1"): r"penalties \(r1\) are not supported by CycleGAN",
         ("model=cyclegan", "data.image_size=18"): "must be a multiple of 4",
-        ("model=cyclegan", "model.module.pool_size=-1"): "model.module.pool_size=-1",
+        ("model=cyclegan", "model.pool_size=-1"): "model.pool_size=-1",
     }
     for overrides, message in cases.items():
         with pytest.raises(GanlabError, match=message) as err:
-            validate(compose_config(tmp_path, list(overrides), tiny=False))
+            assemble(compose_config(tmp_path, list(overrides), tiny=False))
         assert "\n" not in str(err.value)
 
 
@@ -234,8 +235,8 @@ def test_resume_to_twice_the_steps_equals_a_straight_run(tmp_path):
         "logger=none",
         "callbacks.sample_grid.every_n_steps=0",
         "callbacks.diagnostics.every_n_steps=0",
-        "model.module.pool_size=6",  # full after 2 steps: the resumed half swaps images
-        "model.module.lr_decay_start=1.0",  # a schedule that does not depend on max_steps
+        "model.pool_size=6",  # full after 2 steps: the resumed half swaps images
+        "lr_decay_start=1.0",  # a schedule that does not depend on max_steps
     ]
     n = 3
     straight = fit(compose_config(tmp_path / "straight", [*quick, f"trainer.max_steps={2 * n}"]))

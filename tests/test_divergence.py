@@ -78,7 +78,7 @@ def test_stop_names_the_step_and_term_and_keeps_the_last_good_checkpoint(
 
 def test_skip_skips_counts_and_warns(make_config, caplog):
     cfg = _config(make_config, "trainer.max_steps=8", "on_nonfinite=skip", "n_critic=2")
-    with caplog.at_level(logging.WARNING, logger="ganlab.module"):
+    with caplog.at_level(logging.WARNING, logger="ganlab.adversarial"):
         result = fit(cfg)
     module = result.module
     # Both discriminator updates of step 5 (n_critic=2) had a NaN loss and were skipped.

@@ -13,8 +13,8 @@ from ganlab.losses import (
     NonSaturating,
     Wasserstein,
     WassersteinGP,
-    gradient_penalty,
 )
+from ganlab.penalties import GradientPenalty, LazyPenalties
 
 # D's logits on two real and two fake samples; the "critic" returns them unchanged.
 REAL = torch.tensor([1.0, -2.0])
@@ -123,28 +123,34 @@ def test_gradient_penalty_of_linear_critic(shape):
     w = torch.zeros(n)
     w[0], w[-1] = 3.0, 4.0  # |w| = 5
     real, fake = torch.randn(8, *shape), torch.randn(8, *shape)
-    assert gradient_penalty(linear_critic(w), real, fake).item() == pytest.approx(16.0)
+    assert GradientPenalty()(linear_critic(w), real, fake).item() == pytest.approx(16.0)
 
 
 def test_gradient_penalty_is_per_sample():
     # D(x) = 0.5 * |x|^2 has gradient x; with real == fake == x_i, x_hat = x_i and the
     # penalty is mean_i (|x_i| - 1)^2 -- not (|mean gradient| - 1)^2.
     x = torch.tensor([[3.0, 4.0], [0.0, 0.5]])
-    gp = gradient_penalty(lambda v: 0.5 * v.pow(2).sum(1), x, x)
+    gp = GradientPenalty()(lambda v: 0.5 * v.pow(2).sum(1), x, x)
     assert gp.item() == pytest.approx(((5 - 1) ** 2 + (0.5 - 1) ** 2) / 2)
 
 
-def test_wgan_gp_discriminator_loss_adds_weighted_penalty():
+def test_wgan_gp_adds_its_weighted_penalty_through_the_lazy_mechanism():
     w = torch.tensor([3.0, 4.0])
     real, fake = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
-    terms = WassersteinGP(gp_weight=10.0).discriminator_loss(linear_critic(w), real, fake)
+    loss = WassersteinGP(gp_weight=10.0)
+    critic = linear_critic(w)
+    penalties = LazyPenalties(loss.penalties)
+    terms = penalties.add("discriminator", 0, loss.discriminator_loss(critic, real, fake),
+                          critic=critic, real=real, fake=fake)
     assert terms["gradient_penalty"].item() == pytest.approx(16.0)
     assert terms["loss"].item() == pytest.approx((4.0 - 3.0) + 10.0 * 16.0)
+    assert penalties.of("generator") == []  # a D penalty, every D update (interval 1)
+    assert [p.interval for p in penalties.of("discriminator")] == [1]
 
 
 def test_gradient_penalty_backpropagates_into_the_critic():
     w = torch.tensor([3.0, 4.0], requires_grad=True)
-    gradient_penalty(linear_critic(w), torch.randn(4, 2), torch.randn(4, 2)).backward()
+    GradientPenalty()(linear_critic(w), torch.randn(4, 2), torch.randn(4, 2)).backward()
     # d/dw (|w| - 1)^2 = 2 (|w| - 1) w / |w| = 1.6 w
     assert torch.allclose(w.grad, 1.6 * w.detach())
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hydra.errors import ConfigCompositionException
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ganlab.config import validate
+from ganlab.build import assemble, build_module
 from ganlab.errors import GanlabError
-from ganlab.train import build_module, train
+from ganlab.train import train
 
 QUICK = [
     "model=mlp",
@@ -53,14 +54,22 @@ def test_a_resumed_run_continues_the_schedule_from_the_configured_lr(make_config
     assert logged[4] == pytest.approx(1e-3 * 1 / 4)  # first half: 0 -> decay over 4 steps
 
 
-def test_models_keep_their_own_schedule_unless_it_is_set(make_config):
-    assert build_module(make_config(["model=mlp", "data=ring8"])).lr_decay_start == 1.0
+def test_models_recommend_their_schedule_unless_it_is_set(make_config):
+    def start(overrides):
+        return build_module(make_config(overrides)).schedule.lr_decay_start
+
+    assert start(["model=mlp", "data=ring8"]) == 1.0
     cyclegan = ["model=cyclegan", "data.image_size=16"]
-    assert build_module(make_config(cyclegan)).lr_decay_start == 0.5
-    assert build_module(make_config([*cyclegan, "lr_decay_start=0.8"])).lr_decay_start == 0.8
+    assert start(cyclegan) == 0.5  # model.recommended.lr_decay_start
+    assert start([*cyclegan, "lr_decay_start=0.8"]) == 0.8
 
 
-@pytest.mark.parametrize("value", ["2", "-0.1", "soon"])
+@pytest.mark.parametrize("value", ["2", "-0.1"])
 def test_a_bad_start_fraction_is_one_clear_error(make_config, value):
-    with pytest.raises(GanlabError, match=r"lr_decay_start.*number in \[0, 1\]"):
-        validate(make_config(["model=mlp", "data=ring8", f"lr_decay_start={value}"]))
+    with pytest.raises(GanlabError, match=r"^lr_decay_start.*number in \[0, 1\]"):
+        assemble(make_config(["model=mlp", "data=ring8", f"lr_decay_start={value}"]))
+
+
+def test_a_start_fraction_that_is_not_a_number_fails_when_hydra_composes(make_config):
+    with pytest.raises(ConfigCompositionException, match="override lr_decay_start=soon"):
+        make_config(["model=mlp", "data=ring8", "lr_decay_start=soon"])

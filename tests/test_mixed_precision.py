@@ -3,31 +3,31 @@
 import pytest
 import torch
 
-from ganlab.losses import WassersteinGP, gradient_penalty
-from ganlab.regularizers import R1
+from ganlab.losses import WassersteinGP
+from ganlab.penalties import R1, GradientPenalty
 from ganlab.train import fit
 
 
-class RecordingGP(WassersteinGP):
-    """WGAN-GP recording, at each D update inside Lightning's training step: the penalty as
-    trained, the same penalty (same batch, same interpolation weights) in plain float32
-    with autocast off, whether autocast was on, and the dtype D's logits had there."""
+class RecordingGP(GradientPenalty):
+    """WGAN-GP's penalty recording, at each D update inside Lightning's training step: the
+    penalty as trained, the same penalty (same batch, same interpolation weights) in plain
+    float32 with autocast off, whether autocast was on, and the dtype D's logits had there."""
 
     records: list[dict] = []
 
-    def discriminator_loss(self, critic, real, fake):
+    def forward(self, critic, real, fake):
         rng = torch.get_rng_state()
-        terms = super().discriminator_loss(critic, real, fake)
+        value = super().forward(critic, real, fake)
         after = torch.get_rng_state()
         torch.set_rng_state(rng)  # replay: the same eps for the reference
         with torch.autocast("cpu", enabled=False):
-            reference = gradient_penalty(critic, real.float(), fake.float())
+            reference = super().forward(critic, real.float(), fake.float())
         torch.set_rng_state(after)
         with torch.no_grad():
             logits_dtype = critic(real[:4]).dtype
         RecordingGP.records.append(
             {
-                "penalty": terms["gradient_penalty"].detach(),
+                "penalty": value.detach(),
                 "reference": reference.detach(),
                 "autocast": torch.is_autocast_enabled("cpu"),
                 "autocast_dtype": torch.get_autocast_dtype("cpu"),
@@ -35,7 +35,15 @@ class RecordingGP(WassersteinGP):
                 "fake_dtype": fake.dtype,
             }
         )
-        return terms
+        return value
+
+
+class RecordingWassersteinGP(WassersteinGP):
+    """WGAN-GP whose own penalty is the recording one."""
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.penalties = (RecordingGP(weight=self.gp_weight),)
 
 
 class RecordingR1(R1):
@@ -43,10 +51,10 @@ class RecordingR1(R1):
 
     records: list[dict] = []
 
-    def penalty(self, critic, real, fake):
-        value = super().penalty(critic, real, fake)
+    def forward(self, critic, real, fake):
+        value = super().forward(critic, real, fake)
         with torch.autocast("cpu", enabled=False):
-            reference = super().penalty(critic, real.float(), fake.float())
+            reference = super().forward(critic, real.float(), fake.float())
         RecordingR1.records.append(
             {
                 "penalty": value.detach(),
@@ -66,7 +74,7 @@ def test_penalties_are_float32_under_bf16_mixed(make_config, precision):
             "data=digits",
             "data.batch_size=16",
             "loss=wgan_gp",
-            "loss._target_=test_mixed_precision.RecordingGP",
+            "loss._target_=test_mixed_precision.RecordingWassersteinGP",
             "n_critic=2",
             "regularizer=r1",
             "regularizer._target_=test_mixed_precision.RecordingR1",

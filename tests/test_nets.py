@@ -48,7 +48,7 @@ def test_mlp_shapes(shape):
 
 def test_mlp_generator_batch_norm_normalises_each_hidden_layer():
     torch.manual_seed(0)
-    g = MLPGenerator(latent_dim=8, shape=(2,), hidden=(16, 32), batch_norm=True)
+    g = MLPGenerator(latent_dim=8, shape=(2,), hidden=(16, 32), norm="batch")
     norms = [m for m in g.modules() if isinstance(m, torch.nn.BatchNorm1d)]
     assert [m.num_features for m in norms] == [16, 32]
     # In training mode every hidden unit leaves its BatchNorm with batch mean 0, std 1.

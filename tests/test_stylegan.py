@@ -14,7 +14,8 @@ from conftest import ROOT, compose_config
 from ganlab.checkpoint import StoredGenerator
 from ganlab.errors import GanlabError
 from ganlab.nets import DCGANGenerator
-from ganlab.nets.stylegan import ModulatedConv2d, StyleGANDiscriminator, StyleGANGenerator
+from ganlab.nets.stylegan import StyleGANDiscriminator, StyleGANGenerator
+from ganlab.nets.stylegan_layers import ModulatedConv2d
 from ganlab.sample import SampleArgs, main, sampling_truncation
 from ganlab.train import train
 
@@ -143,18 +144,28 @@ def test_unsupported_size_is_one_line():
     assert "\n" not in str(err.value)
 
 
-def test_model_stylegan_brings_its_recipe(tmp_path):
-    cfg = compose_config(tmp_path, ["model=stylegan"])
-    assert cfg.model.generator._target_ == "ganlab.nets.StyleGANGenerator"
-    assert cfg.optimizer.generator.lr == cfg.optimizer.discriminator.lr == 0.0025
-    assert list(cfg.optimizer.discriminator.betas) == [0.0, 0.99]
-    assert cfg.regularizer._target_ == "ganlab.regularizers.R1" and cfg.regularizer.gamma == 0.01
-    assert cfg.ema.half_life_kimg == 2 and cfg.loss._target_.endswith("NonSaturating")
-    cfg = compose_config(tmp_path, ["model=stylegan", "optimizer=adam", "regularizer=none"])
-    assert cfg.optimizer.generator.lr == 2e-4 and not cfg.regularizer
+def test_model_stylegan_brings_its_training_setting(tmp_path):
+    from ganlab.build import assemble
+
+    module = assemble(compose_config(tmp_path, ["model=stylegan"])).module
+    assert type(module.generator).__name__ == "StyleGANGenerator"
+    for name in ("generator", "discriminator"):
+        opt = module.optimizer_factories[name](getattr(module, name).parameters())
+        assert opt.param_groups[0]["lr"] == 0.0025
+        assert list(opt.param_groups[0]["betas"]) == [0.0, 0.99]
+    (r1,) = module.penalties.of("discriminator")  # its own R1 with StyleGAN2's small gamma
+    assert r1.name == "r1" and r1.gamma == 0.01 and r1.interval == 16
+    assert module.ema.half_life_kimg == 2 and type(module.loss).__name__ == "NonSaturating"
+    assert module.penalties.of("generator") == []  # path length: weight 0, off
+    cfg = compose_config(tmp_path, ["model=stylegan", "optimizer=adam", "ema.half_life_kimg=0",
+                                    "model.penalties.r1.gamma=0"])
+    module = assemble(cfg).module
+    assert module.optimizer_factories["generator"](module.generator.parameters()
+                                                   ).param_groups[0]["lr"] == 2e-4
+    assert not module.ema.enabled and module.penalties.of("discriminator") == []
     for experiment in ("stylegan_digits", "stylegan_cifar10"):
         cfg = compose_config(tmp_path, [f"experiment={experiment}"], tiny=False)
-        assert cfg.model.name == "stylegan" and cfg.regularizer.gamma > 0
+        assert cfg.model.name == "stylegan" and cfg.model.penalties.r1.gamma > 0
 
 
 @pytest.fixture(scope="module")
@@ -167,9 +178,9 @@ def stylegan_run(tmp_path_factory) -> Path:
             *TINY,
             "trainer.max_steps=4",
             "trainer.log_every_n_steps=1",
-            "regularizer.interval=2",
-            "model.path_length.weight=2",
-            "model.path_length.interval=2",
+            "model.penalties.r1.interval=2",
+            "model.penalties.path_length.weight=2",
+            "model.penalties.path_length.interval=2",
             "callbacks.sample_grid.every_n_steps=2",
             "evaluation=none",
         ],
@@ -184,7 +195,7 @@ def test_a_few_training_steps_on_digits(stylegan_run):
     assert (stylegan_run / "samples" / "step_000002.png").is_file()
     assert (stylegan_run / "samples" / "final.png").is_file()
     state = torch.load(stylegan_run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-    assert state["g_regularizer.mean"] > 0  # the path-length penalty ran
+    assert state["penalties.items.1.mean"] > 0  # the path-length penalty ran
     assert state["generator.w_avg"].abs().sum() > 0
     torch.testing.assert_close(state["generator_ema.w_avg"], state["generator.w_avg"])
 
@@ -198,15 +209,15 @@ def test_resume_is_exact_with_mixing_noise_and_both_penalties(tmp_path):
         *TINY,
         "logger=none",
         "evaluation=none",
-        "regularizer.interval=3",
-        "model.path_length.weight=2",
-        "model.path_length.interval=3",
+        "model.penalties.r1.interval=3",
+        "model.penalties.path_length.weight=2",
+        "model.penalties.path_length.interval=3",
     ]
     straight = fit(compose_config(tmp_path / "straight", [*overrides, "trainer.max_steps=4"]))
     fit(compose_config(tmp_path / "halves", [*overrides, "trainer.max_steps=2"]))
     resumed = fit(compose_config(tmp_path / "halves", [*overrides, "trainer.max_steps=4"]))
     a, b = straight.module.state_dict(), resumed.module.state_dict()
-    assert a.keys() == b.keys() and "g_regularizer.mean" in a
+    assert a.keys() == b.keys() and "penalties.items.1.mean" in a
     for key in a:
         assert torch.equal(a[key], b[key]), key
 
@@ -217,7 +228,7 @@ def _samples(run: Path, tmp_path: Path, *args: str) -> np.ndarray:
     assert main([f"checkpoint={ckpt}", "num_samples=6", f"output={out}", *args]) == 0
     return np.load(out)["samples"]
 
-
+@pytest.mark.slow
 def test_sampling_truncation(stylegan_run, tmp_path):
     mean = _samples(stylegan_run, tmp_path, "truncation=0")
     np.testing.assert_allclose(mean, np.broadcast_to(mean[:1], mean.shape))

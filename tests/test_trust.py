@@ -220,7 +220,7 @@ USER_MODULE = textwrap.dedent('''
             return torch.tanh(self.net(z))
 ''')
 
-
+@pytest.mark.slow
 def test_own_classes_load_only_by_an_act_of_the_user(ring_run, tmp_path):
     """trust=MODULE or an installed entry point registers the user's class; a file that
     merely names it is refused."""

@@ -18,8 +18,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightning as L
@@ -30,15 +29,15 @@ from ganlab import distributed
 from ganlab.divergence import (
     MODES,
     Diverged,
+    check_finite_weights,
     first_nonfinite,
-    nonfinite_tensors,
     update_is_finite,
 )
 from ganlab.ema import EMA
-from ganlab.errors import GanlabError
+from ganlab.nets.layers import apply_model_options, frozen
 from ganlab.options import check
 from ganlab.penalties import LazyPenalties
-from ganlab.rng import capture_rng_state, restore_rng_state
+from ganlab.rng import every_ranks_rng_state, restore_rng_state, this_ranks_rng_state
 from ganlab.schedule import UpdateSchedule
 from ganlab.steplog import StepLog
 
@@ -80,7 +79,9 @@ class AdversarialModule(L.LightningModule):
         self.on_nonfinite = on_nonfinite  # see ganlab.divergence
         self.name = name
         self.recommended = dict(recommended or {})  # what the config took from it (schema.py)
-        self._apply_model_options(compile, channels_last)
+        # D stays eager under a penalty: a double backward, which torch.compile cannot do.
+        apply_model_options(generator, discriminator, compile, channels_last,
+                            eager_discriminator=bool(self.penalties.of("discriminator")))
         self.g_steps = 0  # generator updates done
         self.d_updates = 0  # discriminator updates done (the D penalties' lazy cycle)
         self.images_seen = 0  # real images shown to D, over all processes
@@ -89,18 +90,6 @@ class AdversarialModule(L.LightningModule):
         self.latest_metrics: dict[str, float] = {}  # the evaluation callback's latest
         self._log = StepLog()
         self._resume_rng: dict[str, Any] | None = None  # restored before the first step
-        self._trainable: dict[nn.Module, list[nn.Parameter]] = {}  # for _frozen
-
-    def _apply_model_options(self, compile: bool, channels_last: bool) -> None:
-        """channels_last memory format and torch.compile in place (state_dict keys do not
-        change). D stays eager under a gradient penalty: differentiating D's gradient is a
-        double backward, which torch.compile does not support."""
-        penalised = bool(self.penalties.of("discriminator"))
-        for net in (self.generator, self.discriminator):
-            if channels_last:
-                net.to(memory_format=torch.channels_last)
-            if compile and not (net is self.discriminator and penalised):
-                net.compile()
 
     @property
     def max_steps(self) -> int:
@@ -117,63 +106,19 @@ class AdversarialModule(L.LightningModule):
         ema = getattr(self, "generator_ema", None)
         return (ema, True) if ema is not None else (self.generator, False)
 
-    @contextmanager
-    def evaluating(self, net: nn.Module) -> Iterator[nn.Module]:
-        """``net`` in eval mode without gradients for the block; its mode restored after."""
-        was_training = net.training
-        net.eval()
-        try:
-            with torch.no_grad():
-                yield net
-        finally:
-            net.train(was_training)
-
     def check_data(self, datamodule: Any) -> None:
         """GanlabError unless the data set suits this model (shapes, domains, batch)."""
         raise NotImplementedError
 
-    def probe(self, key: str, net: Any, *inputs: Tensor) -> Tensor:
-        """``net``'s output for ``inputs`` (eval mode, no gradient, not compiled): what a
-        network makes or takes is checked by running it once on zeros."""
-        with self.evaluating(net):
-            try:
-                return net.forward(*inputs)
-            except (RuntimeError, ValueError) as err:
-                shape = list(inputs[0].shape[1:])
-                first = " ".join(str(err).split())[:160]
-                raise GanlabError(f"{key} does not take inputs of shape {shape} (the data's): "
-                                  f"{first}") from None
-
-    def check_shape(self, key: str, made: list[int], shape: list[int]) -> None:
-        if made != shape:
-            raise GanlabError(
-                f"{key} is configured for samples of shape {made} but the data has shape "
-                f"{shape}; make {key}'s channels, image_size or shape match data.channels, "
-                "data.image_size or data.shape (by default they follow the data)")
-
     # -- one training step: helpers for training_step --
+
+    frozen = staticmethod(frozen)  # ``with self.frozen(net):`` net's parameters take no grad
 
     def begin_step(self) -> tuple[Any, Any]:
         """(G's optimizer, D's optimizer), their learning rates set for this step."""
         opt_g, opt_d = self.optimizers()
         self.schedule.apply(self.trainer.optimizers, self.g_steps)
         return opt_g, opt_d
-
-    @contextmanager
-    def frozen(self, net: nn.Module) -> Iterator[None]:
-        """``net``'s trainable parameters frozen for the block (gradients flow through it,
-        not into it). Lightning's toggled_optimizer does this too, but walks every parameter
-        of every optimizer (~45 us a step on a CPU)."""
-        params = self._trainable.get(net)
-        if params is None:  # listed once: walking the submodules costs more than the flags
-            params = self._trainable[net] = [p for p in net.parameters() if p.requires_grad]
-        for p in params:
-            p.requires_grad_(False)
-        try:
-            yield
-        finally:
-            for p in params:
-                p.requires_grad_(True)
 
     def update(self, opt: Any, loss: Tensor, net: nn.Module, name: str) -> None:
         """Backward of ``loss`` and one step of ``opt`` on ``net`` (gradients averaged over the
@@ -266,12 +211,7 @@ class AdversarialModule(L.LightningModule):
 
     def check_weights(self) -> None:
         """Stop if a weight or buffer (BatchNorm statistics included) is NaN or Inf."""
-        bad = nonfinite_tensors(self)
-        if bad:
-            raise Diverged(
-                f"training diverged by step {self.g_steps}: {', '.join(bad[:3])}"
-                f"{' and more' if len(bad) > 3 else ''} hold NaN or Inf values (checked every "
-                f"trainer.log_every_n_steps={self.trainer.log_every_n_steps} steps)")
+        check_finite_weights(self, self.g_steps, self.trainer.log_every_n_steps)
 
     # -- checkpoint state beyond the networks and optimizers --
 
@@ -280,16 +220,13 @@ class AdversarialModule(L.LightningModule):
         self.flush_logs()
         self.check_weights()
         self.sync_buffers()
-        # Every rank draws its own random numbers; all of them are kept (rank 0 writes).
-        rng = distributed.gather_objects(capture_rng_state())
         # Saves happen between training steps, so the n_critic cycle is always complete.
         checkpoint.setdefault("ganlab", {}).update({
             "g_steps": self.g_steps,
             "images_seen": self.images_seen,
             "nonfinite_skips": self.nonfinite_skips,
             "d_updates": self.d_updates,  # keeps the lazy-penalty cycle on resume
-            "rng": rng[0],
-            "rng_per_rank": rng,
+            **every_ranks_rng_state(),
         })
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -298,11 +235,4 @@ class AdversarialModule(L.LightningModule):
         self.images_seen = int(state.get("images_seen", 0))
         self.nonfinite_skips = int(state.get("nonfinite_skips", 0))
         self.d_updates = int(state.get("d_updates", 0))
-        per_rank = state.get("rng_per_rank") or []
-        r = distributed.rank()
-        if len(per_rank) == distributed.world_size():
-            self._resume_rng = per_rank[r]
-        elif r == 0:
-            self._resume_rng = state.get("rng")
-        else:  # resumed on more processes than saved: a fresh stream for this rank
-            self._resume_rng = None
+        self._resume_rng = this_ranks_rng_state(state)

@@ -22,7 +22,7 @@ from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import InterpolationKeyError, OmegaConfBaseException
 
 from ganlab.callbacks.progress import GANProgressBar
 from ganlab.distributed import GANDDPStrategy
@@ -36,16 +36,20 @@ _SIMPLE_INTERPOLATION = re.compile(r"^\$\{([A-Za-z_][\w.]*)\}$")
 
 
 def source_key(cfg: DictConfig, key: str) -> str:
-    """The key a user sets for ``key``: follows plain ``${other.key}`` interpolations."""
+    """The key a user sets for ``key``: wherever a node on its path is a plain ``${other}``
+    interpolation (``model.ema: ${ema}``), the path goes on from ``other``."""
     for _ in range(8):  # a chain of aliases, never a cycle in a composed config
-        parent_key, _, leaf = key.rpartition(".")
-        parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
-        node = parent._get_node(leaf) if isinstance(parent, DictConfig) else None
-        text = node._value() if node is not None and node._is_interpolation() else None
-        match = _SIMPLE_INTERPOLATION.match(text) if isinstance(text, str) else None
-        if match is None:
+        parts = key.split(".")
+        for i in range(1, len(parts) + 1):
+            parent = OmegaConf.select(cfg, ".".join(parts[: i - 1])) if i > 1 else cfg
+            node = parent._get_node(parts[i - 1]) if isinstance(parent, DictConfig) else None
+            text = node._value() if node is not None and node._is_interpolation() else None
+            match = _SIMPLE_INTERPOLATION.match(text) if isinstance(text, str) else None
+            if match:
+                key = ".".join([match.group(1), *parts[i:]])
+                break
+        else:
             return key
-        key = match.group(1)
     return key
 
 
@@ -66,8 +70,25 @@ def instantiate_node(cfg: DictConfig, key: str, **kwargs: Any) -> Any:
             raise cause from None
         what = f"{type(cause).__name__}: {cause}" if cause else str(err).splitlines()[0]
         raise GanlabError(f"{where} cannot be built: {' '.join(what.split())}") from None
-    except OmegaConfBaseException as err:  # an interpolation to a key that is not there
+    except InterpolationKeyError as err:  # e.g. a convnet's ${data.channels} on 2-D points
+        missing = re.search(r"'([\w.]+)'", str(err))
+        takes = missing.group(1) if missing else "a key"
+        hint = ""
+        if takes.startswith("data.") and "shape" in cfg.data:
+            hint = f" (the data gives samples of shape {list(cfg.data.shape)})"
+        raise GanlabError(f"{err.full_key or key} takes {takes}, which this config does not "
+                          f"have{hint}; choose a model and data that fit") from None
+    except OmegaConfBaseException as err:
         raise GanlabError(f"{key}: {str(err).splitlines()[0]}") from None
+
+
+def check_optimizers(module: Any) -> None:
+    """Build both optimizers once (Lightning builds them at fit): a bad value fails now."""
+    for name in ("generator", "discriminator"):
+        try:
+            module.optimizer_factories[name](getattr(module, name).parameters())
+        except (TypeError, ValueError) as err:
+            raise GanlabError(f"optimizer.{name}: {' '.join(str(err).split())}") from None
 
 
 def _missing(node: Any, prefix: str) -> str | None:
@@ -113,6 +134,11 @@ def check_top_level(cfg: DictConfig) -> None:
           "it must be null or a path")
 
 
+def build_module(cfg: DictConfig) -> Any:
+    """The run's LightningModule: Hydra builds the ``model`` node, parts and all."""
+    return instantiate_node(cfg, "model")
+
+
 @dataclass
 class Assembled:
     module: Any
@@ -131,7 +157,8 @@ def assemble(cfg: DictConfig) -> Assembled:
     together with the evaluation settings; GanlabError (one line) for anything that does not."""
     check_top_level(cfg)
     check_trainer(cfg.trainer)
-    module = instantiate_node(cfg, "model")
+    module = build_module(cfg)
+    check_optimizers(module)
     datamodule = instantiate_node(cfg, "data")
     datamodule.batches_per_step = module.schedule.n_critic
     module.check_data(datamodule)

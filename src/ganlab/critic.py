@@ -9,6 +9,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from ganlab.errors import GanlabError
+from ganlab.nets.layers import eval_mode
 from ganlab.options import at_least, check
 
 MODES = ("none", "concat", "projection")
@@ -66,3 +67,24 @@ class CriticView:
             return d(x if augment is None else augment(x), y)
 
         return critic
+
+
+def probe(key: str, net: Any, *inputs: Tensor) -> Tensor:
+    """``net``'s output for ``inputs`` (eval mode, no gradient, not compiled): what a network
+    makes or takes is checked by running it once on zeros."""
+    with eval_mode(net):
+        try:
+            return net.forward(*inputs)
+        except (RuntimeError, ValueError) as err:
+            shape = list(inputs[0].shape[1:])
+            first = " ".join(str(err).split())[:160]
+            raise GanlabError(f"{key} does not take inputs of shape {shape} (the data's): "
+                              f"{first}") from None
+
+
+def check_shape(key: str, made: list[int], shape: list[int]) -> None:
+    if made != shape:
+        raise GanlabError(
+            f"{key} is configured for samples of shape {made} but the data has shape "
+            f"{shape}; make {key}'s channels, image_size or shape match data.channels, "
+            "data.image_size or data.shape (by default they follow the data)")

@@ -19,9 +19,10 @@ import torch
 from torch import Tensor, nn
 
 from ganlab.adversarial import AdversarialModule
-from ganlab.critic import Conditioning, CriticView
+from ganlab.critic import Conditioning, CriticView, check_shape, probe
 from ganlab.errors import GanlabError
 from ganlab.losses import GANLoss
+from ganlab.nets.layers import eval_mode
 from ganlab.options import at_least, non_negative
 
 DIRECTIONS = ("a2b", "b2a")
@@ -106,14 +107,14 @@ class CycleGAN(AdversarialModule):
                               "(it translates images, with no classes); use conditioning=none")
         if pack != 1:
             raise GanlabError(f"pack={pack} is not supported by CycleGAN; use pack=1")
-        if len(self.penalties.items):
-            names = ", ".join(p.name for p in self.penalties.items)
-            raise GanlabError(f"penalties ({names}) are not supported by CycleGAN; use "
-                              "regularizer=none and a loss without its own penalty")
         if self.schedule.n_critic != 1:
             raise GanlabError(
                 f"n_critic={self.schedule.n_critic} is not allowed: CycleGAN updates its "
                 "discriminators once per generator update (add n_critic=1)")
+        if len(self.penalties.items):
+            names = ", ".join(p.name for p in self.penalties.items)
+            raise GanlabError(f"penalties ({names}) are not supported by CycleGAN; use "
+                              "regularizer=none and a loss without its own penalty")
         self.loss = loss
         self.lambda_cycle = non_negative(lambda_cycle, "lambda_cycle")
         self.lambda_identity = non_negative(lambda_identity, "lambda_identity")
@@ -130,22 +131,22 @@ class CycleGAN(AdversarialModule):
                 "built-in digits pair)")
         shape = list(datamodule.shape)
         x = torch.zeros(2, *shape)
-        made = self.probe("model.generator", self.generator.a2b, x)
-        self.check_shape("model.generator", list(made.shape[1:]), shape)
-        self.probe("model.discriminator", self.discriminator.a, x)
+        made = probe("model.generator", self.generator.a2b, x)
+        check_shape("model.generator", list(made.shape[1:]), shape)
+        probe("model.discriminator", self.discriminator.a, x)
 
     def translate(self, x: Tensor, direction: str) -> Tensor:
         """``x`` translated ``a2b`` or ``b2a`` by the EMA generators if any (eval mode, the
         mode restored after), on this module's device."""
         generators, _ = self.eval_generator()
-        with self.evaluating(getattr(generators, direction)) as net:
+        with eval_mode(getattr(generators, direction)) as net:
             return net(x.to(self.device))
 
     @torch.no_grad()
     def discriminator_outputs(self, real_b: Tensor, real_a: Tensor) -> tuple[Tensor, Tensor]:
         """D_B's logits (eval mode) on real B images and on translations of A images."""
         fake = self.translate(real_a, "a2b")
-        with self.evaluating(self.discriminator.b) as d:
+        with eval_mode(self.discriminator.b) as d:
             return d(real_b.to(self.device)), d(fake)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:

@@ -59,3 +59,13 @@ def update_is_finite(loss: Tensor, params: Iterable[nn.Parameter]) -> bool:
     flags = [torch.isfinite(loss).all()]
     flags += [torch.isfinite(p.grad).all() for p in params if p.grad is not None]
     return bool(torch.stack(flags).all())
+
+
+def check_finite_weights(module: nn.Module, step: int, every: int) -> None:
+    """Diverged (naming the tensors) if a weight or buffer of ``module`` is NaN or Inf."""
+    bad = nonfinite_tensors(module)
+    if bad:
+        raise Diverged(
+            f"training diverged by step {step}: {', '.join(bad[:3])}"
+            f"{' and more' if len(bad) > 3 else ''} hold NaN or Inf values (checked every "
+            f"trainer.log_every_n_steps={every} steps)")

@@ -10,9 +10,10 @@ import torch
 from torch import Tensor, nn
 
 from ganlab.adversarial import AdversarialModule
-from ganlab.critic import Conditioning, CriticView
+from ganlab.critic import Conditioning, CriticView, check_shape, probe
 from ganlab.errors import GanlabError
 from ganlab.losses import GANLoss
+from ganlab.nets.layers import eval_mode
 from ganlab.options import at_least
 
 
@@ -67,10 +68,10 @@ class GAN(AdversarialModule):
                 "distribution: use data=image_folder data.path=DIR")
         shape, n = list(datamodule.shape), 2 * self.pack
         labels = (torch.zeros(n, dtype=torch.long),) if self.num_classes else ()
-        made = self.probe("model.generator", self.generator, torch.zeros(n, self.latent_dim),
+        made = probe("model.generator", self.generator, torch.zeros(n, self.latent_dim),
                           *labels)
-        self.check_shape("model.generator", list(made.shape[1:]), shape)
-        self.probe("model.discriminator", self.discriminator, torch.zeros(n, *shape), *labels)
+        check_shape("model.generator", list(made.shape[1:]), shape)
+        probe("model.discriminator", self.discriminator, torch.zeros(n, *shape), *labels)
         if datamodule.batch_size % self.pack:
             raise GanlabError(f"data.batch_size={datamodule.batch_size} is not a multiple of "
                               f"pack={self.pack}; choose a batch size divisible by {self.pack}")
@@ -82,7 +83,7 @@ class GAN(AdversarialModule):
         """Samples for display: the EMA generator if any, else G, in eval mode (its mode
         restored after); ``y`` labels for a conditional model."""
         net, _ = self.eval_generator()
-        with self.evaluating(net):
+        with eval_mode(net):
             labels = () if y is None else (y.to(self.device),)
             return net(z.to(self.device), *labels)
 
@@ -92,7 +93,7 @@ class GAN(AdversarialModule):
         """D's logits (eval mode) on real samples and on G's samples for latents ``z``."""
         labels = () if y is None else (y.to(self.device),)
         fake = self.generate(z, y)
-        with self.evaluating(self.discriminator) as d:
+        with eval_mode(self.discriminator) as d:
             return d(real.to(self.device), *labels), d(fake, *labels)
 
     def _g(self, z: Tensor, y: Tensor | None) -> Tensor:

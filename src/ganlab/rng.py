@@ -44,3 +44,23 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     cuda = state.get("cuda")
     if cuda and torch.cuda.is_available() and torch.cuda.device_count() == len(cuda):
         torch.cuda.set_rng_state_all(cuda)
+
+
+def every_ranks_rng_state() -> dict[str, Any]:
+    """Every process's random state (each draws its own numbers), as checkpoint entries:
+    ``rng`` (rank 0's) and ``rng_per_rank``; call it on every rank."""
+    from ganlab import distributed
+
+    states = distributed.gather_objects(capture_rng_state())
+    return {"rng": states[0], "rng_per_rank": states}
+
+
+def this_ranks_rng_state(saved: dict[str, Any]) -> dict[str, Any] | None:
+    """This process's state from checkpoint entries of ``every_ranks_rng_state``; None (a
+    fresh stream) for a rank the checkpoint has none for."""
+    from ganlab import distributed
+
+    per_rank, r = saved.get("rng_per_rank") or [], distributed.rank()
+    if len(per_rank) == distributed.world_size():
+        return per_rank[r]
+    return saved.get("rng") if r == 0 else None

@@ -7,6 +7,8 @@ from typing import Any
 
 import lightning as L
 
+from ganlab.options import at_least
+
 
 class LastCheckpoint(L.Callback):
     """Keeps one up-to-date ``last.ckpt``.
@@ -19,7 +21,7 @@ class LastCheckpoint(L.Callback):
 
     def __init__(self, dirpath: str, every_n_steps: int = 500, filename: str = "last.ckpt") -> None:
         self.dirpath = Path(dirpath)
-        self.every_n_steps = every_n_steps
+        self.every_n_steps = at_least(every_n_steps, "every_n_steps", 0)
         self.filename = filename
         self._saved_at: int | None = None
 

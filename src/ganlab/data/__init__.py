@@ -1,12 +1,8 @@
 """Data modules: infinite, resumable streams of training batches held in memory."""
 
 from ganlab.data.base import GanDataModule
-from ganlab.data.images import (
-    DigitsDataModule,
-    ImageDataModule,
-    ImageFolderDataModule,
-    TorchvisionDataModule,
-)
+from ganlab.data.folder import ImageFolderDataModule
+from ganlab.data.images import DigitsDataModule, ImageDataModule, TorchvisionDataModule
 from ganlab.data.mixtures import GaussianMixture, Grid, Ring
 from ganlab.data.stacked_mnist import StackedMNISTDataModule
 

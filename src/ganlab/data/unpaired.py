@@ -15,10 +15,10 @@ import torch
 from torch import Tensor
 
 from ganlab.data.base import Batch, GanDataModule
+from ganlab.data.folder import ImageFolderDataModule
 from ganlab.data.images import (
     DigitsDataModule,
     ImageDataModule,
-    ImageFolderDataModule,
     _to_uint8,
     format_images,
 )
