@@ -24,6 +24,7 @@ def run(args, cwd, timeout=300):
         env=env,
     )
 
+
 @pytest.mark.slow
 def test_help_lists_groups_and_options(tmp_path):
     proc = run(["--help"], tmp_path)
@@ -73,24 +74,5 @@ def test_default_command_writes_a_complete_run_directory(tmp_path):
     assert "samples/grid" in tags["images"]
     assert [e.step for e in acc.Images("samples/grid")] == [10, 20]
 
-@pytest.mark.slow
-def test_unknown_option_fails_with_the_valid_options(tmp_path):
-    proc = run(["loss=wgangp"], tmp_path)
-    assert proc.returncode != 0
-    assert "wgan_gp" in proc.stderr and "loss" in proc.stderr
-    assert not (tmp_path / "outputs").exists() or not list((tmp_path / "outputs").rglob("*.ckpt"))
 
-@pytest.mark.slow
-def test_bad_value_fails_with_one_line(tmp_path):
-    proc = run(["n_critic=0"], tmp_path)
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1] == (
-        "error: n_critic=0 is not allowed: it must be an integer >= 1"
-    )
-
-@pytest.mark.slow
-def test_image_folder_missing_path_fails_with_one_line(tmp_path):
-    proc = run(["data=image_folder", f"data.path={tmp_path / 'nowhere'}"], tmp_path)
-    assert proc.returncode == 2
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and "nowhere" in last
+# Bad values and options on the real command line: tests/test_bad_inputs.py's catalogue.

@@ -90,21 +90,19 @@ def generate(
     """n samples for a fixed seed (or for the given latents ``z``), in batches on G's device
     with G in eval mode (its mode is restored after), returned on the CPU. ``labels`` (n,)
     for a conditional G; ``truncation``: psi for a G with a mapping network (stylegan)."""
+    from ganlab.nets.layers import eval_mode
+
     kwargs = {} if truncation is None else {"truncation": truncation}
     device = next(generator.parameters()).device
-    was_training = generator.training
-    generator.eval()
     if z is None:
         z = torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(seed))
-    try:
-        out = []
+    out = []
+    with eval_mode(generator):
         for i in range(0, n, batch_size):
             args = [z[i : i + batch_size].to(device)]
             if labels is not None:
                 args.append(labels[i : i + batch_size].to(device))
             out.append(generator(*args, **kwargs).float().cpu())
-    finally:
-        generator.train(was_training)
     return torch.cat(out)
 
 
