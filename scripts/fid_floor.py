@@ -16,8 +16,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from ganlab import registry
-from ganlab.checkpoint import load_generator
 from ganlab.evaluation import Evaluator
+from ganlab.generator import load_generator
 
 
 def main(argv: list[str]) -> None:

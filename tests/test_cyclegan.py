@@ -17,10 +17,10 @@ from test_resume import _assert_identical, _state
 from torch import nn
 
 from ganlab.build import assemble, build_module
-from ganlab.checkpoint import load_generator
 from ganlab.cyclegan import ImagePool
 from ganlab.data.unpaired import INK, PAPER, UnpairedDataModule
 from ganlab.errors import GanlabError
+from ganlab.generator import load_generator
 from ganlab.nets.cyclegan import PatchDiscriminator, ResnetGenerator
 from ganlab.sample import main
 from ganlab.train import fit, train

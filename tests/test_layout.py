@@ -30,7 +30,9 @@ def import_graph() -> dict[str, set[str]]:
                 if node.level:
                     base = ".".join([*package.split(".")[: len(package.split(".")) - node.level + 1],
                                      *([base] if base else [])])
-                targets = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+                # `from pkg import mod` imports the module; `from mod import name`, the module.
+                submodules = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in modules]
+                targets = submodules if len(submodules) == len(node.names) else [base, *submodules]
             else:
                 continue
             graph[name] |= {t for t in targets if t in modules and t != name}

@@ -11,12 +11,12 @@ import torch
 import torch.nn.functional as F
 from conftest import ROOT, compose_config
 
-from ganlab.checkpoint import StoredGenerator
 from ganlab.errors import GanlabError
 from ganlab.nets import DCGANGenerator
 from ganlab.nets.stylegan import StyleGANDiscriminator, StyleGANGenerator
 from ganlab.nets.stylegan_layers import ModulatedConv2d
 from ganlab.sample import SampleArgs, main, sampling_truncation
+from ganlab.stored import StoredGenerator
 from ganlab.train import train
 
 SMALL = {"latent_dim": 16, "channels": 1, "image_size": 16, "channel_base": 64, "channel_max": 16}

@@ -55,8 +55,8 @@ def test_wgan_clips_every_discriminator_weight(make_config):
 def test_mixture_run_reports_the_mode_coverage_of_its_generator(make_config):
     """metrics.json holds mode coverage of the trained G's samples (the evaluation's seed and
     sample count), recomputed here from the checkpoint, and its protocol."""
-    from ganlab.checkpoint import load_generator
     from ganlab.data import Ring
+    from ganlab.generator import load_generator
     from ganlab.metrics.mixture import mode_coverage
 
     cfg = make_config([*SETUPS["mlp"], "trainer.max_steps=2", "logger=none",

@@ -26,8 +26,8 @@ from conftest import ROOT, TINY, compose_config
 from hydra.utils import instantiate
 
 from ganlab import registry
-from ganlab.checkpoint import load_generator
 from ganlab.errors import GanlabError
+from ganlab.generator import load_generator
 from ganlab.train import fit
 
 RING = [*TINY["mlp"], "model=mlp", "data=ring8", "logger=none", "trainer.max_steps=2",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import os
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,12 @@ import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
-from torch import Tensor, nn
+from torch import Tensor
 
 from ganlab import registry
 from ganlab.errors import GanlabError
 from ganlab.rundir import disk_error, fsync_dir
-
-REFUSED_HINT = "only ganlab networks with plain arguments are loaded"
+from ganlab.stored import REFUSED_HINT, StoredGenerator
 
 
 def load_checkpoint(
@@ -89,28 +87,12 @@ def stored_value(config: Any, key: str, kind: type | tuple[type, ...], default: 
     return node
 
 
-@dataclass
-class StoredGenerator:
-    """A checkpoint's generator (EMA weights when it has them), eval mode, on the CPU, and
-    the checked facts about it that the commands need."""
-
-    net: nn.Module
-    model: str  # the model's name in the run's config (dcgan, stylegan, ...)
-    latent_dim: int | None  # None: an image-to-image model, which has no latent space
-    ema: bool
-    g_steps: int
-    truncation: float | None = None  # the model's default truncation psi (stylegan)
-    scale: float = 1.0  # 2-D data: generated points in [-1, 1] times this are data coordinates
-    data: dict[str, Any] = field(default_factory=dict)  # the run's data node (unchecked)
-
-    @property
-    def num_classes(self) -> int | None:
-        return getattr(self.net, "num_classes", None)
-
-
-def load_generator(path: str | Path, key: str = "checkpoint") -> StoredGenerator:
+def generator_from_checkpoint(path: str | Path, key: str = "checkpoint",
+                              ema: bool = True) -> StoredGenerator:
     """The generator of the checkpoint at ``path``, built only from ganlab's registry of
-    network classes with plain arguments (see ganlab.registry); GanlabError otherwise."""
+    network classes with plain arguments (see ganlab.registry); GanlabError otherwise. The
+    EMA weights when the run had them, unless ``ema`` is false. ``ganlab.generator.
+    load_generator`` takes an export folder as well."""
     ckpt = load_checkpoint(path, key)
     try:
         config = stored_value(ckpt["ganlab"], "config", dict)
@@ -126,13 +108,14 @@ def load_generator(path: str | Path, key: str = "checkpoint") -> StoredGenerator
             truncation=stored_value(config, "model.truncation", (int, float, type(None)), None),
             scale=float(stored_value(config, "data.scale", (int, float), 1.0)),
             data=stored_value(config, "data", dict, {}),
+            images_seen=stored_value(ckpt["ganlab"], "images_seen", int, 0),
         )
     except registry.Refused as err:
         raise GanlabError(f"{key}={path}: {err}; {REFUSED_HINT}") from None
     except GanlabError as err:
         raise GanlabError(f"{key}={path}: {err}") from None
     state = ckpt["state_dict"]
-    stored.ema = any(k.startswith("generator_ema.") for k in state)
+    stored.ema = ema and any(k.startswith("generator_ema.") for k in state)
     prefix = "generator_ema." if stored.ema else "generator."
     weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     try:

@@ -69,10 +69,13 @@ def registered(kind: str) -> Callable[[T], T]:
 def trust(modules: str | Iterable[str] | None) -> None:
     """Import the user's ``modules`` and register every network and data-module class defined
     in them: the explicit act by which a user's own classes become loadable."""
+    names = [modules] if isinstance(modules, str) else list(modules or [])
+    if not names:
+        return
     import lightning as L
     from torch import nn
 
-    for name in [modules] if isinstance(modules, str) else list(modules or []):
+    for name in names:
         name = str(name)
         try:
             module = importlib.import_module(name)

@@ -9,6 +9,8 @@ module can do (``samples_from_noise``, ``translates``) and the data's sample sha
 from __future__ import annotations
 
 import io
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +18,7 @@ import torch
 from torch import Tensor
 from torchvision.utils import make_grid
 
+from ganlab.errors import GanlabError
 from ganlab.latent import slerp
 
 REVERSE = {"a2b": "b2a", "b2a": "a2b"}
@@ -124,3 +127,50 @@ def renderer_for(module: Any, datamodule: Any, num_images: int, num_points: int,
     if len(datamodule.shape) == 1:
         return PointScatter(module, datamodule, num_points, seed)
     return NoiseGrid(module, num_images, seed)
+
+
+def check_output(output: str | Path) -> Path:
+    """The output path, checked before any work: suffix, directory, writable."""
+    output = Path(output)
+    if output.suffix not in (".npz", ".png"):
+        raise GanlabError(f"output={output}: the file name must end in .npz or .png")
+    if not output.parent.is_dir():
+        raise GanlabError(f"output={output}: directory {output.parent} does not exist")
+    if output.is_dir():
+        raise GanlabError(f"output={output} is a directory; give a file name")
+    try:  # an unnamed temporary file: nothing is left behind, an existing file is untouched
+        tempfile.TemporaryFile(dir=output.parent).close()
+    except OSError as err:
+        raise GanlabError(
+            f"output={output}: cannot write in {output.parent}: {err.strerror}"
+        ) from None
+    return output
+
+
+def write_output(
+    samples: torch.Tensor,
+    output: str | Path,
+    labels: torch.Tensor | None = None,
+    nrow: int | None = None,
+) -> Path:
+    """Samples to ``output``: ``.npz`` (array ``samples``, and ``labels``), or ``.png`` (a grid
+    of ``nrow`` images a row, or a scatter plot of 2-D points)."""
+    output = check_output(output)
+    try:
+        if output.suffix == ".npz":
+            arrays = {"samples": samples.numpy().astype(np.float32)}
+            if labels is not None:
+                arrays["labels"] = labels.numpy().astype(np.int64)
+            np.savez(output, **arrays)
+        elif samples.dim() == 2:
+            from PIL import Image
+
+            Image.fromarray(scatter_png(samples.numpy())).save(output)
+        else:
+            from torchvision.utils import save_image
+
+            nrow = nrow or max(1, int(len(samples) ** 0.5))
+            save_image(image_grid(samples, nrow=nrow), output)
+    except OSError as err:
+        raise GanlabError(f"output={output}: cannot write: {err.strerror or err}") from None
+    return output

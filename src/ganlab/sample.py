@@ -20,21 +20,19 @@ from __future__ import annotations
 
 import inspect
 import sys
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
-from torch import nn
 
 from ganlab import registry
 from ganlab.cli import arg, name_list, run_command
 from ganlab.errors import GanlabError
+from ganlab.generator import generate
+from ganlab.render import check_output, write_output
 
 if TYPE_CHECKING:  # imported in sample(): Lightning takes seconds, --help should not wait
-    from ganlab.checkpoint import StoredGenerator
+    from ganlab.stored import StoredGenerator
 
 
 @dataclass
@@ -74,36 +72,6 @@ def check_args(args: SampleArgs) -> None:
     except (RuntimeError, AssertionError) as err:  # unknown type, or not built/present here
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise GanlabError(f"device={args.device!r} cannot be used: {first}") from None
-
-
-@torch.no_grad()
-def generate(
-    generator: nn.Module,
-    latent_dim: int,
-    n: int,
-    seed: int,
-    batch_size: int = 1024,
-    labels: torch.Tensor | None = None,
-    z: torch.Tensor | None = None,
-    truncation: float | None = None,
-) -> torch.Tensor:
-    """n samples for a fixed seed (or for the given latents ``z``), in batches on G's device
-    with G in eval mode (its mode is restored after), returned on the CPU. ``labels`` (n,)
-    for a conditional G; ``truncation``: psi for a G with a mapping network (stylegan)."""
-    from ganlab.nets.layers import eval_mode
-
-    kwargs = {} if truncation is None else {"truncation": truncation}
-    device = next(generator.parameters()).device
-    if z is None:
-        z = torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(seed))
-    out = []
-    with eval_mode(generator):
-        for i in range(0, n, batch_size):
-            args = [z[i : i + batch_size].to(device)]
-            if labels is not None:
-                args.append(labels[i : i + batch_size].to(device))
-            out.append(generator(*args, **kwargs).float().cpu())
-    return torch.cat(out)
 
 
 def sampling_truncation(args: SampleArgs, stored: StoredGenerator) -> float | None:
@@ -153,58 +121,9 @@ def to_data_space(samples: torch.Tensor, scale: float) -> torch.Tensor:
     return samples
 
 
-def check_output(output: str | Path) -> Path:
-    """The output path, checked before any work: suffix, directory, writable."""
-    output = Path(output)
-    if output.suffix not in (".npz", ".png"):
-        raise GanlabError(f"output={output}: the file name must end in .npz or .png")
-    if not output.parent.is_dir():
-        raise GanlabError(f"output={output}: directory {output.parent} does not exist")
-    if output.is_dir():
-        raise GanlabError(f"output={output} is a directory; give a file name")
-    try:  # an unnamed temporary file: nothing is left behind, an existing file is untouched
-        tempfile.TemporaryFile(dir=output.parent).close()
-    except OSError as err:
-        raise GanlabError(
-            f"output={output}: cannot write in {output.parent}: {err.strerror}"
-        ) from None
-    return output
-
-
-def write_output(
-    samples: torch.Tensor,
-    output: str | Path,
-    labels: torch.Tensor | None = None,
-    nrow: int | None = None,
-) -> Path:
-    output = check_output(output)
-    try:
-        if output.suffix == ".npz":
-            arrays = {"samples": samples.numpy().astype(np.float32)}
-            if labels is not None:
-                arrays["labels"] = labels.numpy().astype(np.int64)
-            np.savez(output, **arrays)
-        elif samples.dim() == 2:
-            from PIL import Image
-
-            from ganlab.render import scatter_png
-
-            Image.fromarray(scatter_png(samples.numpy())).save(output)
-        else:
-            from torchvision.utils import save_image
-
-            from ganlab.render import image_grid
-
-            nrow = nrow or max(1, int(len(samples) ** 0.5))
-            save_image(image_grid(samples, nrow=nrow), output)
-    except OSError as err:
-        raise GanlabError(f"output={output}: cannot write: {err.strerror or err}") from None
-    return output
-
-
 def sample(args: SampleArgs) -> int:
     """The command's body: samples (or translated images) written to ``args.output``."""
-    from ganlab.checkpoint import load_generator
+    from ganlab.generator import load_generator
 
     check_args(args)
     registry.trust(args.trust)

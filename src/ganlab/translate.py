@@ -16,11 +16,11 @@ from typing import Any
 import torch
 import torchvision.transforms.functional as TF
 
-from ganlab.checkpoint import load_generator
 from ganlab.cyclegan import DIRECTIONS
 from ganlab.data.folder import ImageFolderDataModule
 from ganlab.data.images import to_model_space
 from ganlab.errors import GanlabError
+from ganlab.generator import load_generator
 
 
 def _output_names(files: list[Path], root: Path, output: Path) -> list[Path]:

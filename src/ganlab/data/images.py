@@ -181,6 +181,7 @@ class DigitsDataModule(ImageDataModule):
     """
 
     name = "digits"
+    class_names = [str(i) for i in range(10)]
 
     def __init__(
         self,
@@ -208,6 +209,8 @@ class DigitsDataModule(ImageDataModule):
         return format_images(_to_uint8(images[idx]), self.image_size, self.channels), labels[idx]
 
 
+_CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                    "ship", "truck"]
 _TORCHVISION = {
     "mnist": datasets.MNIST,
     "fashion_mnist": datasets.FashionMNIST,
@@ -240,6 +243,10 @@ class TorchvisionDataModule(ImageDataModule):
             channels = 3 if name == "cifar10" else 1
         super().__init__(batch_size, image_size, channels, shape, num_classes, seed)
         self.name = name
+        # MNIST's and Fashion-MNIST's torchvision classes carry their names; CIFAR-10 reads
+        # them from its files.
+        self.class_names = getattr(_TORCHVISION[name], "classes", None) or (
+            _CIFAR10_CLASSES if name == "cifar10" else None)
         self.root = str(Path(root).expanduser())
         check(isinstance(download, bool), "download", download, "it must be true or false")
         self.download = download

@@ -138,6 +138,14 @@ class StyleGANGenerator(nn.Module):
             i += block.num_conv
         return img
 
+    def portable_forward(self, z: Tensor, psi: Tensor) -> Tensor:
+        """Eval-mode images for ``z`` with a truncation psi per sample (B,) and the fixed
+        noise: the graph ONNX and TorchScript export, with no Python branch on a value."""
+        w = self.mapping(z.flatten(1))
+        w = self.w_avg + psi.reshape(-1, 1).to(w) * (w - self.w_avg)
+        ws = w[:, None].expand(-1, self.num_ws, -1)
+        return self.synthesis(ws, noise_mode="const").clamp(-1, 1)
+
     def forward(
         self,
         z: Tensor,
