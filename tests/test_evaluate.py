@@ -61,6 +61,23 @@ def test_evaluate_command_reproduces_the_final_metrics(digits_run, capsys, data_
         assert written[key] == pytest.approx(metrics[key], rel=1e-5, abs=1e-6), key
 
 
+def test_an_export_folder_evaluates_as_its_checkpoint(digits_run, tmp_path, capsys, data_dir):
+    from ganlab.export import main as export_main
+
+    out, _ = digits_run
+    ckpt = out / "checkpoints" / "last.ckpt"
+    folder = tmp_path / "export"
+    assert export_main([f"checkpoint={ckpt}", f"output={folder}", "num_samples=4"]) == 0
+    common = ["num_samples=300", f"data_dir={data_dir}"]
+    assert evaluate_main([f"checkpoint={folder}", *common]) == 0
+    assert f"wrote {folder / 'metrics.json'}" in capsys.readouterr().out
+    assert evaluate_main([f"checkpoint={ckpt}", *common]) == 0
+    from_folder = json.loads((folder / "metrics.json").read_text())
+    from_ckpt = json.loads((out / "checkpoints" / "last.metrics.json").read_text())
+    assert from_folder == from_ckpt  # same weights, data, protocol and seed: the same numbers
+    assert from_folder["protocol/num_fake"] == 300
+
+
 def test_mixture_metrics_in_metrics_json(make_config):
     metrics = train(make_config(["model=mlp", "data=ring8", "data.batch_size=32",
                                  "trainer.max_steps=2", "optimized_metric=metrics/modes"]))

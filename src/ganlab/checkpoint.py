@@ -24,7 +24,7 @@ from torch import Tensor
 from ganlab import registry
 from ganlab.errors import GanlabError
 from ganlab.rundir import disk_error, fsync_dir
-from ganlab.stored import REFUSED_HINT, StoredGenerator
+from ganlab.stored import REFUSED_HINT, StoredGenerator, evaluation_settings, stored_value
 
 
 def load_checkpoint(
@@ -62,31 +62,6 @@ def load_checkpoint(
     return ckpt
 
 
-_MISSING = object()
-
-
-def stored_value(config: Any, key: str, kind: type | tuple[type, ...], default: Any = _MISSING) -> Any:
-    """``config[key]`` (a dotted key) of a config read from a file, checked to be of ``kind``
-    (bool never passes for int or float); ``default`` when it is absent, else Refused. A list
-    must be plain data; a dict is returned as it is, to be read through this function or
-    built through ``registry.build``, which check what they take from it."""
-    node = config
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            if default is _MISSING:
-                raise registry.Refused(f"{key} is not allowed (it is missing)")
-            return default
-        node = node[part]
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    ok = isinstance(node, kinds) and not (isinstance(node, bool) and bool not in kinds)
-    if not ok:
-        wanted = " or ".join(k.__name__ for k in kinds)
-        raise registry.Refused(f"{key} is not allowed (a {type(node).__name__}, not {wanted})")
-    if isinstance(node, list):
-        registry.check_plain(node, key)
-    return node
-
-
 def generator_from_checkpoint(path: str | Path, key: str = "checkpoint",
                               ema: bool = True) -> StoredGenerator:
     """The generator of the checkpoint at ``path``, built only from ganlab's registry of
@@ -109,6 +84,8 @@ def generator_from_checkpoint(path: str | Path, key: str = "checkpoint",
             scale=float(stored_value(config, "data.scale", (int, float), 1.0)),
             data=stored_value(config, "data", dict, {}),
             images_seen=stored_value(ckpt["ganlab"], "images_seen", int, 0),
+            evaluation=evaluation_settings(config),
+            seed=stored_value(config, "seed", int, 0),
         )
     except registry.Refused as err:
         raise GanlabError(f"{key}={path}: {err}; {REFUSED_HINT}") from None

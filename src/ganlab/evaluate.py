@@ -1,4 +1,5 @@
-"""Evaluate a checkpoint's generator (ganlab.evaluation has the metrics and protocol):
+"""Evaluate a checkpoint's or an export folder's generator (ganlab.evaluation has the
+metrics and protocol):
 
     python -m ganlab.evaluate checkpoint=PATH [num_samples=N] [data_dir=DIR] [device=cpu]
         [feature_net=NAME] [weights_path=FILE] [trust=[MODULE,...]]
@@ -28,8 +29,8 @@ from ganlab.errors import GanlabError
 
 @dataclass
 class EvaluateArgs:
-    checkpoint: str = arg(help="the checkpoint (.ckpt) whose generator is evaluated",
-                          metavar="PATH")
+    checkpoint: str = arg(help="the checkpoint (.ckpt) or export folder (ganlab.export) whose "
+                          "generator is evaluated", metavar="PATH")
     num_samples: int | None = arg(
         None, "samples to generate (>= 2); null: the checkpoint's setting")
     data_dir: str = arg("data", "reference data and caches (classifier, statistics)")
@@ -41,31 +42,13 @@ class EvaluateArgs:
     trust: Any = arg(None, "your modules (m or [a,b]) whose classes may be loaded")
 
 
-# Evaluation options a checkpoint may carry, and their types; paths (weights_path,
-# paths.data_dir) are never taken from a checkpoint, only from the command line.
-_STORED_EVALUATION = {"feature_net": str, "num_samples": int, "reference_split": str,
-                      "kid_subset_size": int, "precision_recall_k": int}
-
-
-def _stored_run(ckpt: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], int]:
-    """The checked data node, evaluation options and seed of a checkpoint's run."""
-    from ganlab.checkpoint import stored_value
-
-    config = stored_value(ckpt["ganlab"], "config", dict)
-    data = stored_value(config, "data", dict)
-    stored_eval = stored_value(config, "evaluation", (dict, type(None)), None) or {}
-    evaluation = {"feature_net": "classifier"}
-    for key, kind in _STORED_EVALUATION.items():
-        if key in stored_eval:
-            evaluation[key] = stored_value(stored_eval, key, kind)
-    return data, evaluation, stored_value(config, "seed", int, 0)
-
-
 def evaluate_checkpoint(args: EvaluateArgs) -> tuple[dict[str, Any], Path]:
-    """The metrics of ``args.checkpoint``'s generator, also written beside it (the path)."""
+    """The metrics of ``args.checkpoint``'s generator (a checkpoint file or an export
+    folder), also written beside it (the path)."""
     # Imported here, not above: torch and Lightning take seconds, --help should not wait.
-    from ganlab.checkpoint import REFUSED_HINT, load_checkpoint, load_generator
     from ganlab.evaluation import build_evaluator
+    from ganlab.generator import load_generator
+    from ganlab.stored import REFUSED_HINT
 
     registry.trust(name_list("trust", args.trust))
     ckpt_path = Path(args.checkpoint)
@@ -76,8 +59,8 @@ def evaluate_checkpoint(args: EvaluateArgs) -> tuple[dict[str, Any], Path]:
             "images; the metrics here are for samples of noise (its run's metrics.json has "
             "the final cycle and identity losses)"
         )
+    data, evaluation = stored.data, dict(stored.evaluation)
     try:
-        data, evaluation, seed = _stored_run(load_checkpoint(ckpt_path, mmap=True))
         if "root" in data:  # torchvision sets: read from (or downloaded into) data_dir
             data = {**data, "root": args.data_dir}
         datamodule = registry.build("data", data, "data")
@@ -91,12 +74,13 @@ def evaluate_checkpoint(args: EvaluateArgs) -> tuple[dict[str, Any], Path]:
         raise GanlabError(f"num_samples={num!r} must be an integer >= 2")
     generator = stored.net.to(args.device)
     datamodule.setup()
-    evaluator = build_evaluator(evaluation, datamodule, args.data_dir, seed)
+    evaluator = build_evaluator(evaluation, datamodule, args.data_dir, stored.seed)
     if evaluator is None:
         raise GanlabError("no metric applies to this checkpoint's data; use feature_net=inception")
     metrics = evaluator.evaluate_generator(generator, stored.latent_dim, stored.g_steps,
                                            stored.ema)
-    out = ckpt_path.with_suffix(".metrics.json")
+    out = ckpt_path / "metrics.json" if ckpt_path.is_dir() else ckpt_path.with_suffix(
+        ".metrics.json")
     try:
         out.write_text(json.dumps(metrics, indent=2) + "\n")
     except OSError as err:
@@ -120,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         evaluate,
         argv,
         prog="python -m ganlab.evaluate",
-        summary="Evaluate a checkpoint's generator; the metrics go to stdout and to\n"
-        "CHECKPOINT.metrics.json beside it.",
+        summary="Evaluate a checkpoint's or an export folder's generator; the metrics go to\n"
+        "stdout and to CHECKPOINT.metrics.json beside it (FOLDER/metrics.json for an export).",
     )
 
 

@@ -23,7 +23,7 @@ from ganlab.metrics.features import FEATURE_NETS
 from ganlab.metrics.mixture import mode_coverage
 from ganlab.options import at_least, check
 from ganlab.rng import capture_rng_state, restore_rng_state
-from ganlab.sample import generate
+from ganlab.generator import generate
 
 log = logging.getLogger(__name__)
 

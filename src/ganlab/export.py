@@ -103,7 +103,8 @@ def export_config(stored: Any, node: dict[str, Any], sha256: str) -> dict[str, A
         "num_classes": stored.num_classes, "class_names": _class_names(stored.data),
         "samples": samples, "truncation": stored.truncation,
         "ema": stored.ema, "steps": stored.g_steps, "images_seen": stored.images_seen,
-        "data": stored.data, "weights_sha256": sha256,
+        "data": stored.data, "evaluation": stored.evaluation, "seed": stored.seed,
+        "weights_sha256": sha256,
         "exported_with": {"ganlab": __import__("ganlab").__version__, "torch": torch.__version__},
     }
     if hasattr(net, "w_avg"):  # the centre of the truncation trick (also in the weights)

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from ganlab import registry
 from ganlab.errors import GanlabError
-from ganlab.stored import REFUSED_HINT, StoredGenerator
+from ganlab.stored import REFUSED_HINT, StoredGenerator, evaluation_settings, stored_value
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 FORMAT = "ganlab-generator"
@@ -88,7 +88,9 @@ def load_export(folder: str | Path, key: str = "checkpoint") -> StoredGenerator:
             scale=float(samples.get("scale", 1.0)),
             data=_field(config, "data", (dict,), CONFIG),
             images_seen=_field(config, "images_seen", (int,), CONFIG),
-            class_names=_field(config, "class_names", (list, type(None)), CONFIG))
+            class_names=_field(config, "class_names", (list, type(None)), CONFIG),
+            evaluation=evaluation_settings(config),
+            seed=stored_value(config, "seed", int, 0))
     except registry.Refused as err:
         raise GanlabError(f"{key}={folder}: {err}; {REFUSED_HINT}") from None
     try:
