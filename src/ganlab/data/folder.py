@@ -38,9 +38,10 @@ class ImageFolderDataModule(ImageDataModule):
         shape: Sequence[int] | None = None,
         num_classes: int | None = None,
         seed: int = 0,
+        limit: int | None = None,
     ) -> None:
         _check_num_classes(f"image_folder {path}", num_classes, None)
-        super().__init__(batch_size, image_size, channels, shape, num_classes, seed)
+        super().__init__(batch_size, image_size, channels, shape, num_classes, seed, limit)
         self.path = Path(path).expanduser()
 
     def _read_split(self, split: str) -> Batch:
