@@ -91,18 +91,20 @@ def test_gradients_reach_the_images():
 def test_the_controller_follows_the_overfitting_heuristic():
     ada = ADA(p=0.5, interval=2, speed_kimg=1.0, target=0.6)
     confident = torch.ones(100)  # r_t = 1 > 0.6: D is sure of every real image
-    assert ada.observe(confident) == {}  # tuned every 2 D updates
-    logged = ada.observe(confident)
+    assert ada.observe(confident, 100) == {}  # tuned every 2 D updates
+    logged = ada.observe(confident, 100)
     # 200 real images over the interval, p from 0 to 1 in 1,000: +0.2.
     assert logged == {"augment/p": pytest.approx(0.7), "augment/rt": 1.0}
     unsure = torch.tensor([1.0, -1.0, -1.0, 1.0] * 25)  # r_t = 0 < 0.6
-    ada.observe(unsure)
-    assert ada.observe(unsure)["augment/p"] == pytest.approx(0.5)
+    ada.observe(unsure, 100)
+    assert ada.observe(unsure, 100)["augment/p"] == pytest.approx(0.5)
     for _ in range(20):
-        ada.observe(-confident)
+        ada.observe(-confident, 100)
     assert float(ada.p) == 0.0  # clamped to [0, 1]
+    patches = ADA(p=0.5, interval=1, speed_kimg=1.0)  # 4 logits an image: 100 images
+    assert patches.observe(torch.ones(400), 100)["augment/p"] == pytest.approx(0.6)
     fixed = ADA(p=0.3, adaptive=False, interval=1)
-    assert fixed.observe(confident) == {"augment/p": pytest.approx(0.3), "augment/rt": 1.0}
+    assert fixed.observe(confident, 100) == {"augment/p": pytest.approx(0.3), "augment/rt": 1.0}
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -134,6 +136,17 @@ def test_p_is_logged_and_saved(make_config):
         expected = min(1.0, max(0.0, expected + (1 if r > 0.6 else -1 if r < 0.6 else 0) * 0.64))
     assert p == pytest.approx(expected)
     assert result.module.g_steps == 6
+
+
+def test_cyclegan_tunes_and_saves_p(make_config):
+    from test_export import MODELS
+
+    cfg = make_config([*MODELS["cyclegan"], "augment=ada", "augment.p=0.5", "augment.interval=1",
+                       "trainer.max_steps=2", "logger=none"], tiny=False)
+    module = fit(cfg).module
+    assert float(module.augment.p) != 0.5  # tuned after each of the 2 D updates
+    ckpt = torch.load(f"{cfg.paths.output_dir}/checkpoints/last.ckpt", weights_only=True)
+    assert float(ckpt["state_dict"]["augment.p"]) == float(module.augment.p)
 
 
 def test_limit_picks_the_same_images_for_the_same_seed():

@@ -51,6 +51,16 @@ SETUPS = {
         "augment.interval=3",
         "augment.speed_kimg=0.2",
     ],
+    # Progressive growing: the halfway checkpoint (64 images) falls in the middle of the
+    # first fade-in (50 to 150 images).
+    "progan-digits-mid-fade": [
+        "model=progan",
+        "data.batch_size=16",
+        "model.generator.stable_kimg=0.05",
+        "model.generator.fade_kimg=0.1",
+        "model.generator.channel_max=8",
+        "model.discriminator.channel_max=8",
+    ],
 }
 QUICK = [
     "logger=none",

@@ -95,9 +95,9 @@ class ADA(nn.Module):
         self.interval = at_least(interval, "interval")
         self.speed_kimg = positive(speed_kimg, "speed_kimg")
         self.register_buffer("p", torch.tensor(fraction(p, "p", closed=True)))
-        # Sums since p was last tuned: sign(D(real)), real logits, D updates (a checkpoint
-        # taken between two tunings resumes them exactly).
-        self.register_buffer("pending", torch.zeros(3, dtype=torch.float64))
+        # Sums since p was last tuned: sign(D(real)), real logits, real images, D updates (a
+        # checkpoint taken between two tunings resumes them exactly).
+        self.register_buffer("pending", torch.zeros(4, dtype=torch.float64))
         self.rt = float("nan")  # r_t of the last tuning, for the logs
 
     # -- the pipeline --
@@ -204,21 +204,23 @@ class ADA(nn.Module):
 
     # -- the controller --
 
-    def observe(self, real_logits: Tensor) -> dict[str, float]:
-        """After a D update: add D's logits on the (unaugmented batch of) real images; every
-        ``interval`` updates, tune p (when adaptive). Returns ``augment/p`` and
-        ``augment/rt`` when p was tuned, else nothing."""
+    def observe(self, real_logits: Tensor, images: int) -> dict[str, float]:
+        """After a D update: add D's logits on its ``images`` real images (this process; a
+        patch discriminator gives several logits per image); every ``interval`` updates,
+        tune p (when adaptive). Returns ``augment/p`` and ``augment/rt`` when p was tuned,
+        else nothing."""
         logits = real_logits.detach().flatten().double()
         self.pending += torch.stack([logits.sign().sum(), logits.new_tensor(logits.numel()),
+                                     logits.new_tensor(float(images)),
                                      logits.new_tensor(1.0)]).to(self.pending.device)
-        if float(self.pending[2]) < self.interval:
+        if float(self.pending[3]) < self.interval:
             return {}
-        sums = distributed.mean_over_ranks(self.pending[:2].clone()) * distributed.world_size()
-        signs, count = sums.tolist()
+        sums = distributed.mean_over_ranks(self.pending[:3].clone()) * distributed.world_size()
+        signs, count, seen = sums.tolist()
         self.pending.zero_()
         self.rt = signs / max(count, 1.0)
         if self.adaptive:
             direction = (self.rt > self.target) - (self.rt < self.target)  # sign(r_t - target)
-            step = direction * count / (self.speed_kimg * 1000)
+            step = direction * seen / (self.speed_kimg * 1000)
             self.p.fill_(min(1.0, max(0.0, float(self.p) + step)))
         return {"augment/p": float(self.p), "augment/rt": self.rt}

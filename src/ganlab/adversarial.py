@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from ganlab import distributed
+from ganlab.counters import COUNTERS, load_counters, save_counters
 from ganlab.divergence import (
     MODES,
     Diverged,
@@ -34,10 +35,10 @@ from ganlab.divergence import (
     update_is_finite,
 )
 from ganlab.ema import EMA
-from ganlab.nets.layers import apply_model_options, frozen
+from ganlab.nets.layers import apply_model_options, frozen, grow_all
 from ganlab.options import check
 from ganlab.penalties import LazyPenalties
-from ganlab.rng import every_ranks_rng_state, restore_rng_state, this_ranks_rng_state
+from ganlab.rng import restore_rng_state
 from ganlab.schedule import UpdateSchedule
 from ganlab.steplog import StepLog
 
@@ -82,10 +83,8 @@ class AdversarialModule(L.LightningModule):
         # D stays eager under a penalty: a double backward, which torch.compile cannot do.
         apply_model_options(generator, discriminator, compile, channels_last,
                             eager_discriminator=bool(self.penalties.of("discriminator")))
-        self.g_steps = 0  # generator updates done
-        self.d_updates = 0  # discriminator updates done (the D penalties' lazy cycle)
-        self.images_seen = 0  # real images shown to D, over all processes
-        self.nonfinite_skips = 0  # updates skipped for a non-finite loss or gradient
+        for name in COUNTERS:  # g_steps, images_seen, ... (ganlab.counters)
+            setattr(self, name, 0)
         self.last_logged: dict[str, float] = {}
         self.latest_metrics: dict[str, float] = {}  # the evaluation callback's latest
         self._log = StepLog()
@@ -118,6 +117,10 @@ class AdversarialModule(L.LightningModule):
         """(G's optimizer, D's optimizer), their learning rates set for this step."""
         opt_g, opt_d = self.optimizers()
         self.schedule.apply(self.trainer.optimizers, self.g_steps)
+        # Networks that change with the images seen (progressive growing) set their phase.
+        nets = (self.generator, self.discriminator, getattr(self, "generator_ema", None))
+        grown = grow_all(nets, self.images_seen)
+        self.log_now(grown if self.g_steps % max(1, self.trainer.log_every_n_steps) == 0 else {})
         return opt_g, opt_d
 
     def update(self, opt: Any, loss: Tensor, net: nn.Module, name: str) -> None:
@@ -226,19 +229,7 @@ class AdversarialModule(L.LightningModule):
         self.flush_logs()
         self.check_weights()
         self.sync_buffers()
-        # Saves happen between training steps, so the n_critic cycle is always complete.
-        checkpoint.setdefault("ganlab", {}).update({
-            "g_steps": self.g_steps,
-            "images_seen": self.images_seen,
-            "nonfinite_skips": self.nonfinite_skips,
-            "d_updates": self.d_updates,  # keeps the lazy-penalty cycle on resume
-            **every_ranks_rng_state(),
-        })
+        save_counters(self, checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = checkpoint.get("ganlab", {})
-        self.g_steps = int(state.get("g_steps", 0))
-        self.images_seen = int(state.get("images_seen", 0))
-        self.nonfinite_skips = int(state.get("nonfinite_skips", 0))
-        self.d_updates = int(state.get("d_updates", 0))
-        self._resume_rng = this_ranks_rng_state(state)
+        self._resume_rng = load_counters(self, checkpoint)

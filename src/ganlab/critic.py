@@ -43,6 +43,12 @@ class Conditioning:
                     "conditioning.num_classes)")
 
 
+def stateful(augment: Any) -> nn.Module | None:
+    """An augmentation with state (ADA's p), to be a part of the module (so checkpoints hold
+    it and a resume restores it); None for a stateless one."""
+    return augment if isinstance(augment, nn.Module) else None
+
+
 class CriticView:
     """``view(y)`` is D as the loss sees it: ``augment`` (DiffAugment, ...) applied to every
     sample, D given the labels ``y`` of a conditional run; D itself when there is neither."""
@@ -51,11 +57,11 @@ class CriticView:
         self.discriminator = discriminator
         self.augment = augment or None  # a `none` option composes to an empty node
 
-    def observe(self, real_logits: Tensor) -> dict[str, float]:
-        """Give a self-tuning augmentation (ADA) D's logits on the real images of a D update;
-        the values it wants logged."""
+    def observe(self, real_logits: Tensor, images: int) -> dict[str, float]:
+        """Give a self-tuning augmentation (ADA) D's logits on the ``images`` real images of
+        a D update; the values it wants logged."""
         observe = getattr(self.augment, "observe", None)
-        return observe(real_logits) if observe is not None else {}
+        return observe(real_logits, images) if observe is not None else {}
 
     def augmented(self, net: nn.Module) -> Callable[[Tensor], Tensor]:
         """``net`` behind the augmentation (a CycleGAN discriminator of one domain, say)."""

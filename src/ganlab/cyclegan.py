@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ganlab.adversarial import AdversarialModule
-from ganlab.critic import Conditioning, CriticView, check_shape, probe
+from ganlab.critic import Conditioning, CriticView, check_shape, probe, stateful
 from ganlab.errors import GanlabError
 from ganlab.losses import GANLoss
 from ganlab.nets.layers import eval_mode
@@ -122,6 +122,7 @@ class CycleGAN(AdversarialModule):
         self.pools = {"a": ImagePool(at_least(pool_size, "pool_size", 0)),
                       "b": ImagePool(pool_size)}
         self.critic = CriticView(discriminator, augment)
+        self.augment = stateful(augment)  # ADA's p: in checkpoints, resumed
 
     def check_data(self, datamodule: Any) -> None:
         if datamodule.num_domains != 2:
@@ -174,11 +175,14 @@ class CycleGAN(AdversarialModule):
             self.update(opt_g, g_loss, g, "generator")
 
         terms_a = self.loss.discriminator_loss(d_a, real_a, self.pools["a"](fake_a))
+        real_logits = [self.loss.real_logits.flatten()]
         terms_b = self.loss.discriminator_loss(d_b, real_b, self.pools["b"](fake_b))
+        real_logits.append(self.loss.real_logits.flatten())
         d_loss = terms_a["loss"] + terms_b["loss"]
         self.update(opt_d, d_loss, d, "discriminator")
         self.d_updates += 1
         self.loss.after_discriminator_step(d)
+        self.log_now(self.critic.observe(torch.cat(real_logits), 2 * real_a.shape[0]))
 
         # One row of terms (the step log averages over a list of D updates; here one entry).
         terms = {k: (terms_a[k].detach() + terms_b[k].detach()) / 2 for k in terms_a}

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ganlab.adversarial import AdversarialModule
-from ganlab.critic import Conditioning, CriticView, check_shape, probe
+from ganlab.critic import Conditioning, CriticView, check_shape, probe, stateful
 from ganlab.errors import GanlabError
 from ganlab.losses import GANLoss
 from ganlab.nets.layers import eval_mode
@@ -59,8 +59,7 @@ class GAN(AdversarialModule):
             raise GanlabError(f"pack={pack} has no conditional variant (a packed group would "
                               "mix labels); use conditioning=none or pack=1")
         self.critic = CriticView(discriminator, augment)
-        # A stateful augmentation (ADA's p) is a part of the module: in checkpoints, resumed.
-        self.augment = augment if isinstance(augment, nn.Module) else None
+        self.augment = stateful(augment)  # ADA's p: in checkpoints, resumed
 
     def check_data(self, datamodule: Any) -> None:
         if datamodule.num_domains != 1:
@@ -123,7 +122,7 @@ class GAN(AdversarialModule):
                 self.d_updates += 1
                 self.update(opt_d, terms["loss"], self.discriminator, "discriminator")
                 self.loss.after_discriminator_step(self.discriminator)
-                self.log_now(self.critic.observe(self.loss.real_logits))
+                self.log_now(self.critic.observe(self.loss.real_logits, chunk.shape[0]))
                 d_terms.append({k: v.detach() for k, v in terms.items()})
 
         with self.frozen(self.discriminator):  # gradients flow through D, not into it

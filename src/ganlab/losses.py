@@ -172,9 +172,17 @@ class Wasserstein(GANLoss):
 
 class WassersteinGP(Wasserstein):
     """WGAN-GP (Gulrajani et al. 2017, algorithm 1): the critic is penalised, not clipped;
-    its penalty (weight ``gp_weight``, every D update) is ganlab.penalties.GradientPenalty."""
+    its penalty (weight ``gp_weight``, every D update) is ganlab.penalties.GradientPenalty.
+    ``drift``: ProGAN's epsilon drift term on the real logits."""
 
-    def __init__(self, gp_weight: float = 10.0, **base: Any) -> None:
+    def __init__(self, gp_weight: float = 10.0, drift: float = 0.0, **base: Any) -> None:
         super().__init__(clip=None, **base)
         self.gp_weight = non_negative(gp_weight, "gp_weight")
         self.penalties = (GradientPenalty(weight=self.gp_weight, interval=1),)
+        # ProGAN's drift term (Karras et al. 2018, appendix A.1): drift * E[D(x)^2] keeps the
+        # critic's output near 0 (the paper: 0.001).
+        self.drift = non_negative(drift, "drift")
+
+    def d_objective(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
+        loss = super().d_objective(d_real, d_fake)
+        return loss + self.drift * d_real.square().mean() if self.drift else loss

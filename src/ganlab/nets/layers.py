@@ -3,7 +3,7 @@ spectral norm."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from weakref import WeakKeyDictionary
 
@@ -109,3 +109,15 @@ def apply_spectral_norm(module: nn.Module) -> nn.Module:
         else:
             apply_spectral_norm(child)
     return module
+
+
+def grow_all(nets: Iterable[nn.Module | None], images_seen: int) -> dict[str, float]:
+    """Set the phase of every network that changes with the images seen (one with a
+    ``grow(images_seen)`` method: ganlab.nets.progan); the first one's values to log."""
+    logged: dict[str, float] = {}
+    for net in nets:
+        grow = getattr(net, "grow", None)
+        if grow is not None:
+            values = grow(images_seen)
+            logged = logged or values
+    return logged

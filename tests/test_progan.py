@@ -1,0 +1,88 @@
+"""Progressive growing (ganlab.nets.progan): the schedule's arithmetic, the fade-in, the
+logged phase, and bad values."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from ganlab.errors import GanlabError
+from ganlab.losses import WassersteinGP
+from ganlab.nets import ProGANDiscriminator, ProGANGenerator
+from ganlab.nets.progan import growth_levels, growth_phase, growth_starts
+from ganlab.train import fit
+
+SMALL = {"channels": 1, "image_size": 32, "channel_max": 8}
+
+
+def test_the_schedule_in_images():
+    assert growth_levels(32) == [4, 8, 16, 32] and growth_levels(64, 16) == [16, 32, 64]
+    # 60k images at 4x4; then 8x8 fades in over 60k, trains 60k; 16x16 likewise; ...
+    assert growth_starts([4, 8, 16, 32], 60, 60) == {4: 0, 8: 60_000, 16: 180_000,
+                                                      32: 300_000}
+    phases = {n: growth_phase(n, 4, 60, 60) for n in
+              (0, 59_999, 60_000, 75_000, 120_000, 179_999, 180_000, 210_000, 300_000,
+               330_000, 360_000, 10**9)}
+    assert phases == {0: (0, 1.0), 59_999: (0, 1.0), 60_000: (1, 0.0), 75_000: (1, 0.25),
+                      120_000: (1, 1.0), 179_999: (1, 1.0), 180_000: (2, 0.0),
+                      210_000: (2, 0.5), 300_000: (3, 0.0), 330_000: (3, 0.5),
+                      360_000: (3, 1.0), 10**9: (3, 1.0)}
+    assert growth_phase(1, 4, 0, 0) == (3, 1.0)  # no fades, no stable phases: full size
+
+
+def _at(net, level: int, alpha: float):
+    net.level.fill_(level)
+    net.alpha.fill_(alpha)
+    return net
+
+
+@pytest.mark.parametrize("level", [1, 2, 3])
+def test_a_fade_starts_where_the_previous_resolution_ended(level):
+    torch.manual_seed(0)
+    g, d = ProGANGenerator(latent_dim=16, **SMALL), ProGANDiscriminator(**SMALL)
+    z, x = torch.randn(8, 16), torch.rand(8, 1, 32, 32) * 2 - 1
+    new, old = _at(g, level, 0.0)(z), _at(g, level - 1, 1.0)(z)
+    assert new.shape == (8, 1, 32, 32) and torch.equal(new, old)
+    assert torch.allclose(_at(d, level, 0.0)(x), _at(d, level - 1, 1.0)(x), atol=1e-5)
+    # Halfway: the two resolutions' images mixed half and half.
+    full = _at(g, level, 1.0)(z)
+    assert torch.allclose(_at(g, level, 0.5)(z), (old + full) / 2, atol=1e-5)
+    # What G makes at level l is constant over (32 / size)^2 blocks of pixels.
+    size = growth_levels(32)[level]
+    blocks = full.unfold(2, 32 // size, 32 // size).unfold(3, 32 // size, 32 // size)
+    assert torch.equal(blocks, blocks[..., :1, :1].expand_as(blocks))
+
+
+def test_the_drift_term():
+    loss = WassersteinGP(drift=0.001)
+    real, fake = torch.tensor([2.0, -1.0]), torch.tensor([0.5, 1.5])
+    # E[D(fake)] - E[D(real)] + 0.001 * E[D(real)^2] = 1 - 0.5 + 0.001 * 2.5
+    assert loss.d_objective(real, fake).item() == pytest.approx(0.5025)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["data.image_size=28"], "image_size=28 is not allowed: progressive growing doubles"),
+    (["model.generator.start_size=64"], "start_size=64 is larger than data.image_size=32"),
+    (["model.generator.fade_kimg=-1"], "model.generator.fade_kimg=-1 is not allowed"),
+])
+def test_bad_values_are_one_line(make_config, options, message):
+    with pytest.raises(GanlabError, match=message):
+        fit(make_config(["model=progan", *options]))
+
+
+def test_the_phase_is_logged_and_grids_show_the_current_resolution(make_config, tmp_path):
+    cfg = make_config(["model=progan", "data.batch_size=16", "trainer.max_steps=6",
+                       "model.generator.stable_kimg=0.032", "model.generator.fade_kimg=0.032",
+                       "model.generator.channel_max=8", "model.discriminator.channel_max=8",
+                       "trainer.log_every_n_steps=1", "logger=tensorboard"])
+    module = fit(cfg).module
+    acc = EventAccumulator(cfg.paths.output_dir, size_guidance={"scalars": 0}).Reload()
+    resolution = [e.value for e in acc.Scalars("progan/resolution")]
+    alpha = [e.value for e in acc.Scalars("progan/alpha")]
+    # 16 images a step, 32 per phase: 4x4 for 2 steps, 8x8 fading in over 2, then stable.
+    assert resolution == [4, 4, 8, 8, 8, 8] and alpha == [1, 1, 0, 0.5, 1, 1]
+    assert int(module.generator.level) == 1 and int(module.discriminator.level) == 1
+    samples = module.generate(torch.randn(4, module.latent_dim))
+    blocks = samples.unfold(2, 4, 4).unfold(3, 4, 4)  # 8x8 shown at 32x32
+    assert torch.equal(blocks, blocks[..., :1, :1].expand_as(blocks))
