@@ -15,7 +15,8 @@ DIGITS = ["model=dcgan", "data=digits", "data.batch_size=16", "trainer.max_steps
 IMAGE_METRICS = {"fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall",
                  "density", "coverage", "classes_generated", "class_kl"}
 # The composed digits config of the digits_run fixture's data and evaluation sizes.
-TINY_DIGITS = "overrides=[data.image_size=16,evaluation.kid_subset_size=100]"
+TINY_DIGITS = ("overrides=[data.image_size=16,evaluation.kid_subset_size=100,"
+               "evaluation.density_coverage_k=4]")
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def digits_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("digits_eval")
     cfg = compose_config(out, [*DIGITS, "callbacks.evaluation.every_n_steps=2",
                                "callbacks.evaluation.monitor=metrics/fid",
-                               "optimized_metric=metrics/fid"])
+                               "optimized_metric=metrics/fid", "evaluation.density_coverage_k=4"])
     return out, train(cfg)
 
 
@@ -62,6 +63,7 @@ def test_evaluate_command_reproduces_the_final_metrics(digits_run, capsys, data_
     written = json.loads((out / "checkpoints" / "last.metrics.json").read_text())
     for key in (f"metrics/{k}" for k in IMAGE_METRICS):
         assert written[key] == pytest.approx(metrics[key], rel=1e-5, abs=1e-6), key
+    assert written["protocol/dc_k"] == metrics["protocol/dc_k"] == 4  # the run's, not 5
 
 
 def test_an_export_folder_evaluates_as_its_checkpoint(digits_run, tmp_path, capsys, data_dir):

@@ -87,3 +87,16 @@ def test_progress_bar_over_the_samples(tmp_path, capsys) -> None:
     assert torch.allclose(features, net(images)[0], atol=1e-5)  # chunks in order
     out = capsys.readouterr()
     assert out.out.startswith("\rgenerated:") and "/30 [" in out.out and out.err == ""
+
+
+def test_a_saved_run_carries_the_paper_checks_but_no_paths() -> None:
+    from ganlab.registry import Refused
+    from ganlab.stored import evaluation_settings
+
+    stored = {"evaluation": {"feature_net": "inception", "weights_sha256": INCEPTION_SHA256,
+                             "density_coverage_k": 4, "weights_path": "/elsewhere/w.pth",
+                             "progress": True}}
+    assert evaluation_settings(stored) == {"feature_net": "inception", "density_coverage_k": 4,
+                                           "weights_sha256": INCEPTION_SHA256}
+    with pytest.raises(Refused, match="density_coverage_k is not allowed"):
+        evaluation_settings({"evaluation": {"density_coverage_k": "5"}})

@@ -7,13 +7,14 @@
         [overrides=[KEY=VALUE,...]] [num_samples=N] [feature_net=NAME] [weights_path=FILE]
 
 Samples (ganlab.evaluate_samples) are scored against a data set of conf/data with the
-evaluation settings of the composed training config. The checkpoint is data (ganlab.checkpoint): its generator and data module are built only
-from ganlab's registry of classes with plain arguments; the reference data and the caches
-(classifier, statistics) are under ``data_dir`` (default ./data), never a path the
-checkpoint names.
+evaluation settings of the composed training config. The checkpoint is data
+(ganlab.checkpoint): its generator and data module are built only from ganlab's registry of
+classes with plain arguments; the reference data and the caches (classifier, statistics) are
+under ``data_dir`` (default ./data), never a path the checkpoint names.
 
-Every result carries its protocol (``protocol/*`` keys): feature network and checksum,
-numbers of real and generated samples, reference split, step, seed, EMA or not.
+Every result carries its protocol (``protocol/*`` keys): feature network and checksums,
+numbers of real and generated samples, reference split, step, seed, EMA or not, TF32 off.
+docs/EVALUATION.md describes the metrics and the protocols.
 """
 
 from __future__ import annotations
