@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -157,11 +156,6 @@ def group_labels(groups: Sequence[Group]) -> list[str]:
     shared = set.intersection(*(set(g.key) for g in groups)) if len(groups) > 1 else set()
     alone = "(all jobs)" if len(groups) == 1 else "(no other overrides)"  # e.g. a baseline
     return [" ".join(o for o in g.key if o not in shared) or alone for g in groups]
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
-    """Mean and sample standard deviation (n - 1); None when there is one value."""
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
 def read_scalars(job_dir: Path) -> dict[str, dict[int, float]]:
