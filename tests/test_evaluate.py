@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from ganlab.directions import metric_mode
 from ganlab.evaluate import main as evaluate_main
-from ganlab.evaluation import metric_mode
 from ganlab.train import train
 
 DIGITS = ["model=dcgan", "data=digits", "data.batch_size=16", "trainer.max_steps=4"]

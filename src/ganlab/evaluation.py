@@ -30,25 +30,8 @@ from ganlab.rng import capture_rng_state, restore_rng_state
 
 log = logging.getLogger(__name__)
 
-# Which way is better, for best.ckpt and for sweepers.
-LOWER_IS_BETTER = {"fid", "fd_dinov2", "kid_mean", "reverse_kl", "class_kl"}
-HIGHER_IS_BETTER = {
-    "modes", "hq_fraction", "is_mean", "precision", "recall", "density", "coverage",
-    "classes_generated", "class_accuracy",
-}
 # Samples, as a function of the slice of range(num_samples) they are for.
 Samples = Callable[[slice], torch.Tensor]
-
-
-def metric_mode(name: str) -> str:
-    """'min' or 'max' for a metric name such as ``metrics/fid``."""
-    short = name.split("/")[-1]
-    if short in LOWER_IS_BETTER:
-        return "min"
-    if short in HIGHER_IS_BETTER:
-        return "max"
-    known = ", ".join(sorted(LOWER_IS_BETTER | HIGHER_IS_BETTER))
-    raise GanlabError(f"unknown metric {name!r}; known metrics: {known}")
 
 
 @dataclass

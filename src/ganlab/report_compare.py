@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ganlab import stats
+from ganlab.directions import metric_mode
+from ganlab.errors import GanlabError
 
 FINAL_KEYS = ("steps", "wall_time_s")
 
@@ -29,9 +31,6 @@ def _interval(ci: stats.Interval | None) -> str:
 
 
 def _mode(name: str) -> str | None:
-    from ganlab.errors import GanlabError
-    from ganlab.evaluation import metric_mode
-
     if not name.startswith("metrics/"):
         return None
     try:
@@ -134,9 +133,6 @@ def differences(groups: Sequence[Any], labels: Sequence[str], baseline: int) -> 
 
 def parse_target(target: str) -> tuple[str, float, str]:
     """``metrics/fid:20`` -> (name, value, 'min' or 'max'); ValueError in one line."""
-    from ganlab.errors import GanlabError
-    from ganlab.evaluation import metric_mode
-
     name, colon, value = target.rpartition(":")
     try:
         number = float(value)
