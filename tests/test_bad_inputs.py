@@ -286,7 +286,7 @@ def cases(ws: Path, locked: Path) -> list[dict]:
             [f"checkpoint={c / 'truncated.ckpt'}"],
             "it is truncated",
         ),
-        ("evaluate-no-ckpt", ["num_samples=10"], "checkpoint is required: pass checkpoint=PATH"),
+        ("evaluate-no-ckpt", ["num_samples=10"], "pass exactly one of checkpoint=PATH"),
         ("evaluate-num-one", [f"checkpoint={ckpt}", "num_samples=1"], "num_samples=1"),
         ("evaluate-unknown-key", [f"checkpoint={ckpt}", "foo=1"], "unknown key 'foo'"),
     ]

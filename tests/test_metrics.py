@@ -13,6 +13,8 @@ from ganlab.metrics import (
     InceptionFeatures,
     build_feature_net,
     class_coverage,
+    content_sha256,
+    density_coverage,
     fid,
     image_metrics,
     inception_score,
@@ -145,7 +147,7 @@ def test_inception_loads_weights_from_the_hub_cache_without_downloading(tmp_path
 
 
 def test_unknown_feature_net_is_a_ganlab_error() -> None:
-    with pytest.raises(GanlabError, match="inception, classifier"):
+    with pytest.raises(GanlabError, match="inception, dinov2, classifier"):
         build_feature_net("vgg")
 
 
@@ -161,17 +163,24 @@ def test_image_metrics_of_real_against_itself() -> None:
     assert metrics["fid"] == pytest.approx(0.0, abs=1e-4)
     assert metrics["kid_mean"] == pytest.approx(0.0, abs=0.05)
     assert metrics["precision"] == metrics["recall"] == 1.0
+    # Every real ball holds its own centre and k - 1 others, so density is exactly 1.
+    assert metrics["density"] == pytest.approx(1.0) and metrics["coverage"] == 1.0
     assert metrics["is_mean"] >= 1.0
     assert metrics["class_kl"] == pytest.approx(0.0, abs=1e-12)
     assert protocol["feature_net"] == "classifier" and len(protocol["feature_net_sha256"]) == 64
     assert (protocol["num_real"], protocol["num_fake"], protocol["split"]) == (64, 64, "test")
+    assert (protocol["pr_k"], protocol["dc_k"], protocol["statistics_dtype"]) == (3, 5, "float64")
+    assert protocol["data_sha256"] == content_sha256(images)
 
 
 def test_reference_stats_cache_round_trip(tmp_path) -> None:
     net, images = _random_net_and_images()
     stats = load_or_compute_reference_stats(images, net, tmp_path, data="noise", split="test")
-    path = reference_stats_path(tmp_path, "noise", "test", net)
-    assert path.name == f"noise-test-classifier-{net.sha256[:12]}.pt"
+    content = content_sha256(images)
+    path = reference_stats_path(tmp_path, "noise", "test", net, content)
+    assert path.name == f"noise-test-classifier-{net.sha256[:12]}-{content[:12]}.pt"
+    assert stats["meta"]["content_sha256"] == content
+    assert stats["mu"].dtype == stats["sigma"].dtype == torch.float64
     loaded = load_reference_stats(path)  # weights_only=True inside
     assert torch.equal(loaded["features"], stats["features"])
     assert loaded["meta"] == stats["meta"]
@@ -188,3 +197,36 @@ def test_reference_stats_of_another_network_are_rejected() -> None:
     )
     with pytest.raises(GanlabError, match="another classifier network"):
         image_metrics(stats, images, net, kid_subset_size=32)
+
+
+def test_density_and_coverage_of_a_hand_computed_case() -> None:
+    # Real points on a line, 0 1 3 6 10; fakes at 0.5, 2.5 and 20 (features of width 1).
+    real = torch.tensor([[0.0], [1.0], [3.0], [6.0], [10.0]])
+    fake = torch.tensor([[0.5], [2.5], [20.0]])
+    # k=1: radii 1 1 2 3 4. 0.5 lies in the balls of 0 and 1, 2.5 in that of 3, 20 in none:
+    # density (2 + 1 + 0) / (1 * 3) = 1; balls of 0, 1, 3 hold a fake: coverage 3/5.
+    assert density_coverage(real, fake, k=1) == (pytest.approx(1.0), pytest.approx(0.6))
+    # k=2: radii 3 2 3 4 7. 0.5 in the balls of 0, 1, 3; 2.5 in those of 0, 1, 3, 6:
+    # density 7 / (2 * 3); the balls of 0, 1, 3, 6 hold a fake: coverage 4/5.
+    assert density_coverage(real, fake, k=2) == (pytest.approx(7 / 6), pytest.approx(0.8))
+    # A point on a ball's boundary is outside it (strict <, as the authors' code): 2.0 is at
+    # distance 1 of the point 1 (radius 1) and inside only the ball of 3 (radius 2).
+    assert density_coverage(real, torch.tensor([[2.0]]), k=1) == (1.0, pytest.approx(0.2))
+
+
+def test_density_coverage_needs_more_real_samples_than_k() -> None:
+    with pytest.raises(GanlabError, match="k=5 needs > 5 real samples"):
+        density_coverage(torch.randn(5, 2), torch.randn(9, 2), k=5)
+
+
+def test_changed_data_never_reuses_reference_stats(tmp_path) -> None:
+    net, images = _random_net_and_images()
+    images = ((images + 1) * 127.5).round() / 127.5 - 1  # as read from uint8 files
+    first = load_or_compute_reference_stats(images, net, tmp_path, data="noise", split="train")
+    changed = images.clone()
+    changed[0, 0, 0, 0] += 2 / 255  # one pixel two grey levels brighter
+    second = load_or_compute_reference_stats(changed, net, tmp_path, data="noise", split="train")
+    assert first["meta"]["content_sha256"] != second["meta"]["content_sha256"]
+    assert len(list(tmp_path.glob("noise-train-classifier-*.pt"))) == 2
+    # The hash is of the uint8 images, so a change below a grey level is no change.
+    assert content_sha256(images) == content_sha256(images + 1e-4)

@@ -1,16 +1,20 @@
-"""Evaluate a checkpoint's or an export folder's generator (ganlab.evaluation has the
-metrics and protocol):
+"""Evaluate a checkpoint's or an export folder's generator, or any samples
+(ganlab.evaluation has the metrics and protocol):
 
     python -m ganlab.evaluate checkpoint=PATH [num_samples=N] [data_dir=DIR] [device=cpu]
         [feature_net=NAME] [weights_path=FILE] [trust=[MODULE,...]]
+    python -m ganlab.evaluate samples=FILE.npz|DIR data=NAME [evaluation=NAME]
+        [overrides=[KEY=VALUE,...]] [num_samples=N] [feature_net=NAME] [weights_path=FILE]
 
-The checkpoint is data (ganlab.checkpoint): its generator and data module are built only
-from ganlab's registry of classes with plain arguments; the reference data and the caches
-(classifier, statistics) are under ``data_dir`` (default ./data), never a path the
-checkpoint names.
+Samples (ganlab.evaluate_samples) are scored against a data set of conf/data with the
+evaluation settings of the composed training config. The checkpoint is data
+(ganlab.checkpoint): its generator and data module are built only from ganlab's registry of
+classes with plain arguments; the reference data and the caches (classifier, statistics) are
+under ``data_dir`` (default ./data), never a path the checkpoint names.
 
-Every result carries its protocol (``protocol/*`` keys): feature network and checksum,
-numbers of real and generated samples, reference split, step, seed, EMA or not.
+Every result carries its protocol (``protocol/*`` keys): feature network and checksums,
+numbers of real and generated samples, reference split, step, seed, EMA or not, TF32 off.
+docs/EVALUATION.md describes the metrics and the protocols.
 """
 
 from __future__ import annotations
@@ -29,15 +33,26 @@ from ganlab.errors import GanlabError
 
 @dataclass
 class EvaluateArgs:
-    checkpoint: str = arg(help="the checkpoint (.ckpt) or export folder (ganlab.export) whose "
-                          "generator is evaluated", metavar="PATH")
+    checkpoint: str | None = arg(None, "the checkpoint (.ckpt) or export folder "
+                                 "(ganlab.export) whose generator is evaluated (this or "
+                                 "samples)")
+    samples: str | None = arg(None, "an .npz of samples (ganlab.sample's format) or a folder "
+                              "of images to evaluate (this or checkpoint)")
+    data: str | None = arg(None, "with samples: the data config (conf/data) to score against")
+    evaluation: str | None = arg(None, "with samples: the evaluation config (conf/evaluation); "
+                                 "null: the training default")
+    overrides: list[str] = arg([], "with samples: more overrides of the training config, e.g. "
+                               "[data.path=DIR,evaluation.kid_subset_size=100]")
+    config_dir: str | None = arg(None, "with samples: the Hydra config folder; null: the "
+                                 "repository's conf")
     num_samples: int | None = arg(
-        None, "samples to generate (>= 2); null: the checkpoint's setting")
+        None, "samples to score (>= 2); null: the checkpoint's or the evaluation's setting")
     data_dir: str = arg("data", "reference data and caches (classifier, statistics)")
     device: str = arg("cpu", "torch device to run the generator on, e.g. cuda")
     feature_net: str | None = arg(
-        None, "classifier or inception; null: the checkpoint's setting")
-    weights_path: str | None = arg(None, "weights file of the feature network (inception)")
+        None, "classifier, inception or dinov2; null: the checkpoint's or evaluation's setting")
+    weights_path: str | None = arg(None, "weights file of the feature network (inception, "
+                                   "dinov2)")
     # Any: OmegaConf takes both trust=my_module (a string) and trust=[a,b] (a list) for it.
     trust: Any = arg(None, "your modules (m or [a,b]) whose classes may be loaded")
 
@@ -88,9 +103,35 @@ def evaluate_checkpoint(args: EvaluateArgs) -> tuple[dict[str, Any], Path]:
     return metrics, out
 
 
+def _check_source(args: EvaluateArgs) -> None:
+    """Exactly one of checkpoint= and samples=, and the keys that go with each."""
+    if (args.checkpoint is None) == (args.samples is None):
+        raise GanlabError("pass exactly one of checkpoint=PATH (a generator to sample) and "
+                          "samples=PATH (an .npz or a folder of images)")
+    if args.samples is not None and args.data is None:
+        raise GanlabError("samples= needs data=NAME, the data set (conf/data) to score "
+                          "against, e.g. data=digits")
+    if args.checkpoint is not None:
+        given = [k for k in ("data", "evaluation", "config_dir") if getattr(args, k) is not None]
+        given += ["overrides"] if args.overrides else []
+        if given:
+            raise GanlabError(f"{given[0]}= is for samples=; a checkpoint is scored against its "
+                              "own run's data set and evaluation settings")
+
+
 def evaluate(args: EvaluateArgs) -> int:
     """The command's body: evaluate, print the metrics and where they were written."""
-    metrics, out = evaluate_checkpoint(args)
+    from ganlab.evaluate_samples import evaluate_samples
+
+    _check_source(args)
+    if args.samples is not None:
+        metrics, out = evaluate_samples(args)
+        try:
+            out.write_text(json.dumps(metrics, indent=2) + "\n")
+        except OSError as err:
+            raise GanlabError(f"cannot write {out}: {err.strerror}") from None
+    else:
+        metrics, out = evaluate_checkpoint(args)
     for key, value in metrics.items():
         shown = f"{value:.6g}" if isinstance(value, float) and math.isfinite(value) else value
         print(f"{key:32s} {shown}")
@@ -104,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         evaluate,
         argv,
         prog="python -m ganlab.evaluate",
-        summary="Evaluate a checkpoint's or an export folder's generator; the metrics go to\n"
-        "stdout and to CHECKPOINT.metrics.json beside it (FOLDER/metrics.json for an export).",
+        summary="Evaluate a checkpoint's or an export folder's generator, or samples (an .npz or\n"
+        "a folder of images) against a data set; the metrics go to stdout and to a\n"
+        ".metrics.json beside the input (FOLDER/metrics.json for an export).",
     )
 
 

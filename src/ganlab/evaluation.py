@@ -1,8 +1,10 @@
 """Evaluation of a generator: the same code at the end of training, during training
-(EvaluationCallback) and from a checkpoint (``python -m ganlab.evaluate``).
+(EvaluationCallback), from a checkpoint and of a file of samples (``python -m
+ganlab.evaluate``).
 
-Every result carries its protocol (``protocol/*`` keys): feature network and checksum,
-numbers of real and generated samples, reference split, step, seed, EMA or not.
+Every result carries its protocol (``protocol/*`` keys): feature network and checksums
+(weights, weights file, data content), numbers of real and generated samples, reference
+split, step, seed, EMA or not, TF32 off. docs/EVALUATION.md describes each metric.
 """
 
 from __future__ import annotations
@@ -20,40 +22,28 @@ from ganlab import distributed
 from ganlab.data.base import SPLITS
 from ganlab.errors import GanlabError
 from ganlab.generator import generate
-from ganlab.metrics.features import FEATURE_NETS
+from ganlab.metrics.features import FEATURE_NETS, check_file_sha256, weights_file
 from ganlab.metrics.mixture import mode_coverage
-from ganlab.options import at_least, check
+from ganlab.metrics.stacked import stacked_classifier, stacked_modes
+from ganlab.options import BOOL, at_least, check
 from ganlab.rng import capture_rng_state, restore_rng_state
 
 log = logging.getLogger(__name__)
 
-# Which way is better, for best.ckpt and for sweepers.
-LOWER_IS_BETTER = {"fid", "kid_mean", "reverse_kl", "class_kl"}
-HIGHER_IS_BETTER = {
-    "modes", "hq_fraction", "is_mean", "precision", "recall", "classes_generated", "class_accuracy"
-}
-
-
-def metric_mode(name: str) -> str:
-    """'min' or 'max' for a metric name such as ``metrics/fid``."""
-    short = name.split("/")[-1]
-    if short in LOWER_IS_BETTER:
-        return "min"
-    if short in HIGHER_IS_BETTER:
-        return "max"
-    known = ", ".join(sorted(LOWER_IS_BETTER | HIGHER_IS_BETTER))
-    raise GanlabError(f"unknown metric {name!r}; known metrics: {known}")
+# Samples, as a function of the slice of range(num_samples) they are for.
+Samples = Callable[[slice], torch.Tensor]
 
 
 @dataclass
 class Evaluator:
     """Metrics of generated samples against one data set, with cached references.
 
-    2-D Gaussian mixtures get mode coverage (VEEGAN / PacGAN); images get FID, KID, IS and
-    precision/recall on the configured feature network, plus class coverage with ganlab's
-    classifier. The feature network and the real statistics are built on first use and
-    cached under ``cache_dir`` (the classifier in ``classifiers/``, statistics in
-    ``reference/``).
+    2-D Gaussian mixtures get mode coverage (VEEGAN / PacGAN); images get FID (FD), KID, IS,
+    precision/recall and density/coverage on the configured feature network, plus class
+    coverage with ganlab's classifier. The feature network and the real statistics are built
+    on first use and cached under ``cache_dir`` (the classifier in ``classifiers/``,
+    statistics in ``reference/``, per data content). Generated images are made and scored
+    in chunks, with TF32 off.
     """
 
     cfg: Mapping[str, Any]  # the `evaluation` node
@@ -68,9 +58,18 @@ class Evaluator:
         self.num_samples = at_least(get("num_samples", 2500), "evaluation.num_samples", 2)
         at_least(get("kid_subset_size", 1000), "evaluation.kid_subset_size")
         at_least(get("precision_recall_k", 3), "evaluation.precision_recall_k")
+        at_least(get("density_coverage_k", 5), "evaluation.density_coverage_k")
+        check(isinstance(get("progress", False), bool), "evaluation.progress",
+              get("progress"), BOOL)
+        sha = get("weights_sha256")
+        check(sha is None or (isinstance(sha, str) and len(sha) == 64), "evaluation.weights_sha256",
+              sha, "it must be null or the 64 hex digits of a sha256")
         name = get("feature_net") or "classifier"
         check(name in FEATURE_NETS, "evaluation.feature_net", name,
               f"it must be one of {', '.join(FEATURE_NETS)}")
+        if name != "classifier" and len(self.datamodule.shape) == 3 and not self._stacked:
+            # A missing or unpublished weights file fails now, before any training.
+            check_file_sha256(weights_file(name, get("weights_path")), sha)
         split = get("reference_split", "train")
         check(split in SPLITS, "evaluation.reference_split", split,
               f"it must be one of {', '.join(SPLITS)}")
@@ -88,6 +87,10 @@ class Evaluator:
     @property
     def _stacked(self) -> bool:
         return bool(getattr(self.datamodule, "stacked_digits", False))
+
+    @property
+    def progress(self) -> bool:
+        return bool(self.cfg.get("progress", False)) and distributed.rank() == 0
 
     def prepare(self) -> None:
         """Build the feature network and the real statistics now (trained and cached on
@@ -108,7 +111,7 @@ class Evaluator:
         if self._net is not None or self.is_mixture:
             return
         if self._stacked:
-            self._prepare_stacked()
+            self._net, self._accuracy = stacked_classifier(self.datamodule, self.cache_dir)
         else:
             self._prepare_images()
 
@@ -116,6 +119,7 @@ class Evaluator:
         from ganlab.classifier import load_or_train_classifier
         from ganlab.metrics.features import build_feature_net
         from ganlab.metrics.reference import load_or_compute_reference_stats
+        from ganlab.metrics.stream import full_precision, stream_features
 
         name = self.cfg.get("feature_net") or "classifier"
         classifier = None
@@ -124,93 +128,106 @@ class Evaluator:
                 OmegaConf.create({}), self.datamodule, self.cache_dir / "classifiers")
             log.info("evaluation classifier %s: held-out accuracy %.4f", path, accuracy)
             classifier = model
-        self._net = build_feature_net(name, weights_path=self.cfg.get("weights_path"),
-                                      classifier=classifier).eval()
+        net = build_feature_net(name, weights_path=self.cfg.get("weights_path"),
+                                classifier=classifier,
+                                weights_sha256=self.cfg.get("weights_sha256")).eval()
+        # This process's GPU when there is one: InceptionV3 scores about 1 image a second on
+        # 2 CPU cores, so evaluation=paper's 50,000 + 50,000 images need one.
+        if torch.cuda.is_available():
+            net = net.to(torch.device("cuda", torch.cuda.current_device()))
         split = str(self.cfg.get("reference_split", "train"))
         real, _ = self.datamodule.tensors(split)
-        self._stats = load_or_compute_reference_stats(
-            real, self._net, self.cache_dir / "reference",
-            data=getattr(self.datamodule, "name", "data"), split=split)
+
+        def features(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+            return stream_features(net, lambda part: x[part], len(x), progress=self.progress,
+                                   desc=f"reference {split}")
+
+        with full_precision():
+            self._stats = load_or_compute_reference_stats(
+                real, net, self.cache_dir / "reference",
+                data=getattr(self.datamodule, "name", "data"), split=split, extract_fn=features)
+        self._net = net
 
     def evaluate_generator(self, generator: torch.nn.Module, latent_dim: int, step: int,
                            ema: bool = False) -> dict[str, Any]:
-        """Metrics of ``generator``'s samples for this evaluator's seed. A conditional G is
-        asked for every class in turn, and the classifier's agreement with the requested
-        class is reported as ``metrics/class_accuracy``."""
+        """Metrics of ``generator``'s samples (no truncation) for this evaluator's seed. A
+        conditional G is asked for every class in turn, and the classifier's agreement with
+        the requested class is reported as ``metrics/class_accuracy``."""
         k = getattr(generator, "num_classes", None)
         labels = None if not k else torch.arange(self.num_samples) % k
+        z = torch.randn(self.num_samples, latent_dim,
+                        generator=torch.Generator().manual_seed(self.seed))
 
-        def samples(n: int) -> torch.Tensor:
-            # With several processes each rank runs G on its part of the same latents.
-            z = torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(self.seed))
+        def samples(part: slice) -> torch.Tensor:
+            # With several processes each rank runs G on its part of the chunk's latents.
+            zs, ls = z[part], None if labels is None else labels[part]
             return distributed.gather_generated(
-                lambda part: generate(generator, latent_dim, len(z[part]), self.seed,
-                                      labels=None if labels is None else labels[part],
-                                      z=z[part]), n)
+                lambda sub: generate(generator, latent_dim, len(zs[sub]), self.seed,
+                                     labels=None if ls is None else ls[sub], z=zs[sub]),
+                len(zs))
 
-        return self(samples, step=step, ema=ema, labels=labels)
+        out = self.score(samples, step=step, ema=ema, labels=labels)
+        return out | {"protocol/truncation_psi": 1.0}
 
-    def __call__(self, samples: Callable[[int], torch.Tensor], step: int,
-                 ema: bool = False, labels: torch.Tensor | None = None) -> dict[str, Any]:
-        """Evaluate ``samples(n)`` (model-space samples) and return flat, prefixed metrics;
-        ``labels``: the classes a conditional G was asked for."""
+    def __call__(self, samples: Callable[[int], torch.Tensor], step: int | None,
+                 ema: bool | None = False, labels: torch.Tensor | None = None
+                 ) -> dict[str, Any]:
+        """Evaluate ``samples(n)`` (n model-space samples, made at once) and return flat,
+        prefixed metrics; ``labels``: the classes a conditional G was asked for."""
+        made: list[torch.Tensor] = []
+
+        def part(where: slice) -> torch.Tensor:
+            made[:] = made or [samples(self.num_samples)]
+            return made[0][where]
+
+        return self.score(part, step, ema, labels)
+
+    def score(self, samples: Samples, step: int | None, ema: bool | None = False,
+              labels: torch.Tensor | None = None, data_space: bool = False) -> dict[str, Any]:
+        """Evaluate ``samples(slice)``, the samples of that slice of range(num_samples), made
+        and scored chunk by chunk (model space; ``data_space``: 2-D points already in data
+        coordinates); ``step`` and ``ema`` are None for samples from a file."""
+        from ganlab.metrics.stream import full_precision
+
         protocol: dict[str, Any] = {"step": step, "seed": self.seed, "ema": ema,
-                                    "processes": distributed.world_size()}
-        if self._stacked:
-            metrics, proto = self._stacked_modes(samples(self.num_samples))
-            protocol |= proto
-        elif self.is_mixture:
-            fake = self.datamodule.denormalize(samples(self.num_samples))
-            metrics = mode_coverage(fake, self.datamodule.centers, self.datamodule.std)
-            protocol |= {"num_fake": self.num_samples, "threshold_std": 3.0}
-        else:
-            from ganlab.metrics.fidelity import image_metrics
-
-            if self._net is None:
-                self._prepare_images()
-            kid_subset = int(self.cfg.get("kid_subset_size", 1000))
-            fake = samples(self.num_samples)
-            metrics, proto = image_metrics(
-                self._stats, fake, self._net,
-                split=str(self.cfg.get("reference_split", "train")),
-                kid_subset_size=kid_subset, k=int(self.cfg.get("precision_recall_k", 3)),
-                seed=self.seed)
-            protocol |= proto
-            if labels is not None and self._net.class_coverage:
-                from ganlab.metrics.features import extract
-
-                _, logits = extract(self._net, fake)
-                metrics["class_accuracy"] = (logits.argmax(1) == labels).double().mean().item()
+                                    "processes": distributed.world_size(), "tf32": False}
+        everything = slice(0, self.num_samples)
+        with full_precision():
+            if self._stacked:
+                if self._net is None:
+                    self._prepare()
+                metrics, proto = stacked_modes(self._net, self._accuracy, samples(everything))
+                protocol |= proto
+            elif self.is_mixture:
+                fake = samples(everything)
+                fake = fake if data_space else self.datamodule.denormalize(fake)
+                metrics = mode_coverage(fake, self.datamodule.centers, self.datamodule.std)
+                protocol |= {"num_fake": len(fake), "threshold_std": 3.0}
+            else:
+                metrics, proto = self._image_metrics(samples, labels)
+                protocol |= proto
         out = {f"metrics/{k}": float(v) for k, v in metrics.items()}
         out |= {f"protocol/{k}": v for k, v in protocol.items()}
         return out
 
-
-    def _prepare_stacked(self) -> None:
-        from ganlab.classifier import load_or_train_classifier
-
-        mnist = self.datamodule.mnist()
-        mnist.setup()
-        self._net, accuracy, path = load_or_train_classifier(
-            OmegaConf.create({}), mnist, self.cache_dir / "classifiers")
-        log.info("stacked MNIST channel classifier %s: held-out accuracy %.4f", path, accuracy)
-        self._accuracy = accuracy
-
-    def _stacked_modes(self, fake: torch.Tensor) -> tuple[dict[str, float], dict[str, Any]]:
-        """Stacked MNIST: classify each channel with the MNIST classifier; a mode is a digit
-        triple. Modes hit and KL(mode histogram || uniform over 1,000), as in VEEGAN sec. 5.2
-        and PacGAN sec. 5.2 (26,000 samples there)."""
-        from ganlab.classifier import predict
+    def _image_metrics(self, samples: Samples, labels: torch.Tensor | None
+                       ) -> tuple[dict[str, float], dict[str, Any]]:
+        from ganlab.metrics.fidelity import feature_metrics
+        from ganlab.metrics.stream import stream_features
 
         if self._net is None:
-            self._prepare_stacked()
-        digits = [predict(self._net, fake[:, c : c + 1]).cpu() for c in range(3)]  # 3 x (N,)
-        modes = 100 * digits[0] + 10 * digits[1] + digits[2]  # (N,)
-        p = torch.bincount(modes, minlength=1000).double() / len(modes)
-        kl = float((p[p > 0] * (p[p > 0] * 1000).log()).sum())
-        metrics = {"modes": int((p > 0).sum()), "reverse_kl": kl}
-        proto = {"feature_net": "mnist_classifier", "classifier_accuracy": self._accuracy,
-                 "num_fake": len(fake)}
+            self._prepare_images()
+        fake_f, fake_logits = stream_features(self._net, samples, self.num_samples,
+                                              progress=self.progress, desc="generated")
+        metrics, proto = feature_metrics(
+            self._stats, fake_f, fake_logits, self._net,
+            kid_subset_size=int(self.cfg.get("kid_subset_size", 1000)),
+            k=int(self.cfg.get("precision_recall_k", 3)),
+            dc_k=int(self.cfg.get("density_coverage_k", 5)), seed=self.seed,
+            device=next(self._net.parameters()).device)
+        if labels is not None and self._net.class_coverage and fake_logits is not None:
+            hits = fake_logits.argmax(1) == labels[: len(fake_logits)]
+            metrics["class_accuracy"] = hits.double().mean().item()
         return metrics, proto
 
 

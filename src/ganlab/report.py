@@ -5,34 +5,36 @@ directory given, so a folder of several sweeps (``outputs/multirun/<date>``) is 
 as one comparison. Jobs are grouped by their overrides (``.hydra/overrides.yaml``) except ``seed``. For each
 group, ``report.csv`` and ``report.md`` give every final metric of ``metrics.json``
 (``metrics/*``, ``wall_time_s``, ``steps``) as mean and sample standard deviation over the
-seeds that finished, with their number ``n``; failed jobs (``error.txt``, or no
-``metrics.json``) are counted and listed. ``plot_<tag>.png`` shows each TensorBoard scalar
-(``train/d_loss``, ``train/g_loss``, ``metrics/*``) over generator steps: one line per
-group, the mean over seeds, with a band from the lowest to the highest seed.
+seeds that finished, with their number ``n`` and a bootstrap interval of the mean, a "best"
+mark where the intervals support one, and the paired differences to a baseline group
+(ganlab.report_compare); failed jobs (``error.txt``, or no ``metrics.json``) are counted
+and listed. ``target=metrics/fid:20`` adds the images seen until each group reached that
+value. ``plot_<tag>.png`` shows each TensorBoard scalar (``train/d_loss``,
+``train/g_loss``, ``metrics/*``) over generator steps: one line per group, the mean over
+seeds, with a band from the lowest to the highest seed.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 import re
-import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import OverrideParseException
 
+from ganlab import report_compare
 from ganlab.cli import arg, run_command
 from ganlab.errors import GanlabError
+from ganlab.report_compare import FINAL_KEYS
 from ganlab.sweep import ERROR_FILE, job_overrides
 
-FINAL_KEYS = ("steps", "wall_time_s")
 PLOTTED = ("train/d_loss", "train/g_loss")
 _PARSER = OverridesParser.create()
 
@@ -43,6 +45,8 @@ class Job:
     overrides: list[str]
     metrics: dict[str, float] | None  # None: the job failed
     error: str = ""
+    seed: int | None = None  # pairs the job with its twins in other groups
+    images_per_step: float | None = None  # images seen per generator step (all processes)
 
 
 @dataclass
@@ -75,10 +79,43 @@ def load_jobs(sweep_dir: Path) -> list[Job]:
                 if (k.startswith("metrics/") or k in FINAL_KEYS) and isinstance(v, int | float)
             }
             job = Job(job_dir, job_overrides(job_dir), final)
+            job.images_per_step = _images_per_step(raw, _stored_config(job_dir))
         else:
             job = Job(job_dir, job_overrides(job_dir), None, "no metrics.json (still running?)")
+        job.seed = _seed(job.overrides, _stored_config(job_dir))
         jobs.append(job)
     return jobs
+
+
+def _stored_config(job_dir: Path) -> dict:
+    """The job's .hydra/config.yaml as plain YAML data (nothing resolved); {} if unreadable."""
+    try:
+        config = yaml.safe_load((job_dir / ".hydra" / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def _seed(overrides: list[str], config: dict) -> int | None:
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.lstrip("+") == "seed" and value.lstrip("-").isdigit():
+            return int(value)
+    seed = config.get("seed")
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+
+def _images_per_step(metrics: dict, config: dict) -> float | None:
+    """From metrics.json (images_seen / steps, which counts every process and n_critic), else
+    data.batch_size x n_critic of the stored config when both are plain integers."""
+    seen, steps = metrics.get("images_seen"), metrics.get("steps")
+    if isinstance(seen, int | float) and isinstance(steps, int | float) and steps > 0:
+        return seen / steps
+    batch = (config.get("data") or {}).get("batch_size")
+    n_critic = config.get("n_critic", 1)
+    if isinstance(batch, int) and isinstance(n_critic, int):
+        return float(batch * n_critic)
+    return None
 
 
 def canonical_override(override: Override) -> str:
@@ -121,60 +158,6 @@ def group_labels(groups: Sequence[Group]) -> list[str]:
     return [" ".join(o for o in g.key if o not in shared) or alone for g in groups]
 
 
-def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
-    """Mean and sample standard deviation (n - 1); None when there is one value."""
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
-
-
-def _fmt(x: float | None) -> str:
-    return "" if x is None or math.isnan(x) else f"{x:.4g}"
-
-
-def metric_names(groups: Sequence[Group]) -> list[str]:
-    names = {k for g in groups for j in g.done for k in j.metrics}
-    return sorted(names, key=lambda k: (k in FINAL_KEYS, k))
-
-
-def write_tables(groups: Sequence[Group], sweep_dir: Path) -> str:
-    """report.csv and report.md; returns the Markdown."""
-    labels, names = group_labels(groups), metric_names(groups)
-    rows = []
-    for label, group in zip(labels, groups, strict=True):
-        row: dict[str, object] = {"group": label, "n": len(group.done), "failed": len(group.failed)}
-        for name in names:
-            values = [j.metrics[name] for j in group.done if name in j.metrics]
-            mean, std = mean_std(values) if values else (None, None)
-            row[f"{name}_mean"], row[f"{name}_std"] = mean, std
-        rows.append(row)
-    with open(sweep_dir / "report.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
-
-    lines = [
-        f"# Sweep report: {sweep_dir}",
-        "",
-        "Mean ± sample std over seeds; n: seeds that finished.",
-        "",
-        "| group | n | failed | " + " | ".join(names) + " |",
-        "| --- | --- | --- |" + " --- |" * len(names),
-    ]
-    for row in rows:
-        cells = [
-            _fmt(row[f"{n}_mean"])
-            + (f" ± {_fmt(row[f'{n}_std'])}" if row[f"{n}_std"] is not None else "")
-            for n in names
-        ]
-        lines.append(
-            f"| {row['group']} | {row['n']} | {row['failed']} | " + " | ".join(cells) + " |"
-        )
-    failed = [j for g in groups for j in g.failed]
-    if failed:
-        lines += ["", f"## Failed jobs ({len(failed)})", ""]
-        lines += [f"- job {j.dir.name} ({' '.join(j.overrides)}): {j.error}" for j in failed]
-    return "\n".join(lines) + "\n"
-
-
 def read_scalars(job_dir: Path) -> dict[str, dict[int, float]]:
     """TensorBoard scalars of one job: tag -> {step: value} for the plotted tags."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -190,13 +173,13 @@ def plot_file_name(tag: str) -> str:
     return "plot_" + re.sub(r"[^A-Za-z0-9]+", "_", tag).strip("_") + ".png"
 
 
-def write_plots(groups: Sequence[Group], sweep_dir: Path) -> list[Path]:
+def write_plots(groups: Sequence[Group], sweep_dir: Path,
+                scalars: list[list[dict[str, dict[int, float]]]]) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    scalars = [[read_scalars(j.dir) for j in g.done] for g in groups]
     tags = sorted({t for per_group in scalars for job in per_group for t in job})
     written = []
     for tag in tags:
@@ -223,16 +206,33 @@ def write_plots(groups: Sequence[Group], sweep_dir: Path) -> list[Path]:
     return written
 
 
-def report(sweep_dir: Path) -> tuple[str, list[Path]]:
-    """Write report.md, report.csv and the plots into ``sweep_dir``."""
+def report(sweep_dir: Path, baseline: str | None = None,
+           target: str | None = None) -> tuple[str, list[Path]]:
+    """Write report.md, report.csv (report_target.csv with ``target``) and the plots into
+    ``sweep_dir``; ``baseline``: the label of the group the others are compared with (None:
+    the first)."""
     if not sweep_dir.is_dir():
         raise ValueError(f"{sweep_dir} is not a directory")
+    if target is not None:
+        report_compare.parse_target(target)  # a bad target fails before any work
     jobs = load_jobs(sweep_dir)
     if not jobs:
         raise ValueError(f"{sweep_dir} holds no jobs (no .hydra/overrides.yaml under it)")
     groups = group_jobs(jobs)
-    markdown = write_tables(groups, sweep_dir)
-    plots = write_plots(groups, sweep_dir)
+    labels = group_labels(groups)
+    if baseline is not None and baseline not in labels:
+        raise ValueError(f"baseline={baseline!r} is not a group; the groups are "
+                         + ", ".join(repr(label) for label in labels))
+    markdown = report_compare.write_tables(groups, labels, sweep_dir)
+    if len(groups) > 1:
+        base = labels.index(baseline) if baseline is not None else 0
+        diffs = report_compare.differences(groups, labels, base)
+        markdown += "\n" + diffs if diffs else ""
+    scalars = [[read_scalars(j.dir) for j in g.done] for g in groups]
+    if target is not None:
+        markdown += "\n" + report_compare.time_to_target(groups, labels, scalars, target,
+                                                          sweep_dir)
+    plots = write_plots(groups, sweep_dir, scalars)
     if plots:
         markdown += "\n## Over training\n\n" + "".join(f"![{p.stem}]({p.name})\n" for p in plots)
     (sweep_dir / "report.md").write_text(markdown)
@@ -242,13 +242,17 @@ def report(sweep_dir: Path) -> tuple[str, list[Path]]:
 @dataclass
 class ReportArgs:
     sweep: str = arg(help="a sweep's folder, or a folder of several sweeps", metavar="DIR")
+    baseline: str | None = arg(None, "the label of the group to compare the others with "
+                               "(paired over seeds); null: the first group")
+    target: str | None = arg(None, "METRIC:VALUE, e.g. metrics/fid:20: a table of the images "
+                             "seen until each group first reached it")
 
 
 def run_report(args: ReportArgs) -> int:
     """The command's body: write the report and print its tables."""
     sweep_dir = Path(args.sweep)
     try:
-        markdown, plots = report(sweep_dir)
+        markdown, plots = report(sweep_dir, args.baseline, args.target)
     except ValueError as err:  # what is wrong with the folder or a job's files, in one line
         raise GanlabError(str(err)) from None
     print(markdown.split("\n## Over training")[0], end="")

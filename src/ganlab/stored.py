@@ -62,9 +62,11 @@ def stored_value(config: Any, key: str, kind: type | tuple[type, ...], default: 
 
 
 # Evaluation options a saved run may carry, and their types; paths (weights_path, the data
-# folder) are never taken from a file, only from the command line.
+# folder) are never taken from a file, only from the command line. weights_sha256 travels so
+# that a run evaluated with evaluation=paper is re-evaluated with the published weights only.
 EVALUATION_OPTIONS = {"feature_net": str, "num_samples": int, "reference_split": str,
-                      "kid_subset_size": int, "precision_recall_k": int}
+                      "kid_subset_size": int, "precision_recall_k": int,
+                      "density_coverage_k": int, "weights_sha256": str}
 
 
 def evaluation_settings(config: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from typing import Any
 import lightning as L
 
 from ganlab.callbacks.checkpoint import LastCheckpoint
-from ganlab.evaluation import build_evaluator, metric_mode
+from ganlab.directions import metric_mode
+from ganlab.evaluation import build_evaluator
 from ganlab.options import at_least
 
 log = logging.getLogger(__name__)
