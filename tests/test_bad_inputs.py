@@ -174,7 +174,8 @@ def cases(ws: Path, locked: Path) -> list[dict]:
         ),
         (
             "folder-corrupt-png",
-            DCGAN + ["data=image_folder", f"data.path={img / 'corrupt'}", "data.batch_size=2"],
+            DCGAN + ["data=image_folder", f"data.path={img / 'corrupt'}", "data.batch_size=2",
+                     "data.on_bad=fail"],
             "broken.png",
             "fit",
         ),

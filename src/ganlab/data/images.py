@@ -16,6 +16,7 @@ from torchvision import datasets
 
 from ganlab.data.base import Batch, GanDataModule
 from ganlab.errors import GanlabError
+from ganlab.imagefiles import IMAGE_EXTENSIONS  # noqa: F401 - ganlab.data.images' name for it
 from ganlab.options import at_least, check, is_int
 from ganlab.registry import registered
 
@@ -23,7 +24,6 @@ log = logging.getLogger(__name__)
 
 # Images converted per call when resizing, which bounds the float working memory.
 _CHUNK = 4096
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
 def to_model_space(x: Tensor) -> Tensor:

@@ -59,6 +59,7 @@ class PreparedDataModule(ImageDataModule):
         self.reference_images = at_least(reference_images, "reference_images")
         self.stored = open_set(path)
         self._check_stored(self.stored)
+        self.class_names = self.stored.class_names
         self._stream: Any = None  # a LitdataStream on the streaming path
         self._stream_state: dict[str, Any] | None = None
 
