@@ -119,6 +119,16 @@ def test_a_stylegan_zip_is_read_as_it_is(tmp_path, capsys):
     assert open_set(tmp_path / "again.zip").content_sha256 == stored.content_sha256
 
 
+def test_labels_from_a_json_file_of_pairs(tmp_path, capsys):
+    write_tree(tmp_path / "src", odd=False)
+    pairs = [["cat/0.png", 4], ["cat/1.png", 0], ["dog/0.png", 2]]
+    (tmp_path / "labels.json").write_text(json.dumps({"labels": pairs}))
+    code, stdout, _ = prepare(capsys, f"source={tmp_path / 'src'}", f"output={tmp_path / 'o.zip'}",
+                              "image_size=4", f"labels={tmp_path / 'labels.json'}")
+    assert code == 0 and "5 classes" in stdout
+    assert read_images(open_set(tmp_path / "o.zip"))[1].tolist() == [4, 0, 2]
+
+
 def test_overwrite_replaces_and_leaves_no_temporary_file(tmp_path, capsys):
     write_tree(tmp_path / "src", odd=False)
     args = [f"source={tmp_path / 'src'}", f"output={tmp_path / 'out'}", "image_size=4"]
