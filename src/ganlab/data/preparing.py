@@ -77,8 +77,11 @@ def decoded(source: Source, options: DecodeOptions, workers: int, want_png: bool
         finally:
             stop_worker()
         return
-    # spawn: the decoding processes must not inherit a training process's threads or CUDA.
-    context = multiprocessing.get_context("spawn")
+    # fork on Linux, as torch's DataLoader does: the children run only Pillow and NumPy, while a
+    # spawned child re-imports the parent's __main__ (a training script: torch, Lightning) and
+    # took over 60 s to start on a loaded 2-core machine (scripts/data_bench.py), 8x the
+    # decoding itself. spawn elsewhere (fork is unsafe on macOS, absent on Windows).
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
     with context.Pool(workers, start_worker, (options, zip_path, want_png)) as pool:
         yield from pool.imap(decode_task, tasks, chunksize=16)
 
