@@ -40,6 +40,17 @@ SETUPS = {
         "regularizer.interval=3",
         "augment=diffaug",
     ],
+    # ADA tuning p every 3 D updates (so a tuning is pending at the halfway checkpoint), on a
+    # 100-image subset (3 batches a pass: the halves cross passes).
+    "dcgan-digits-ada-limit": [
+        "model=dcgan",
+        "data=digits",
+        "data.batch_size=32",
+        "data.limit=100",
+        "augment=ada",
+        "augment.interval=3",
+        "augment.speed_kimg=0.2",
+    ],
 }
 QUICK = [
     "logger=none",

@@ -193,6 +193,12 @@ class AdversarialModule(L.LightningModule):
 
     # -- logging and divergence --
 
+    def log_now(self, values: dict[str, float]) -> None:
+        """Write scalars of this generator step that are not per-step terms (ADA's p)."""
+        if values:
+            for logger in self.loggers:
+                logger.log_metrics(values, step=self.g_steps)
+
     def flush_logs(self) -> None:
         """Write the pending scalars, then stop on a NaN or Inf (see ganlab.divergence)."""
         steps, rows = self._log.flush(self.loggers)

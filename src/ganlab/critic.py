@@ -51,6 +51,12 @@ class CriticView:
         self.discriminator = discriminator
         self.augment = augment or None  # a `none` option composes to an empty node
 
+    def observe(self, real_logits: Tensor) -> dict[str, float]:
+        """Give a self-tuning augmentation (ADA) D's logits on the real images of a D update;
+        the values it wants logged."""
+        observe = getattr(self.augment, "observe", None)
+        return observe(real_logits) if observe is not None else {}
+
     def augmented(self, net: nn.Module) -> Callable[[Tensor], Tensor]:
         """``net`` behind the augmentation (a CycleGAN discriminator of one domain, say)."""
         if self.augment is None:

@@ -59,6 +59,8 @@ class GAN(AdversarialModule):
             raise GanlabError(f"pack={pack} has no conditional variant (a packed group would "
                               "mix labels); use conditioning=none or pack=1")
         self.critic = CriticView(discriminator, augment)
+        # A stateful augmentation (ADA's p) is a part of the module: in checkpoints, resumed.
+        self.augment = augment if isinstance(augment, nn.Module) else None
 
     def check_data(self, datamodule: Any) -> None:
         if datamodule.num_domains != 1:
@@ -121,6 +123,7 @@ class GAN(AdversarialModule):
                 self.d_updates += 1
                 self.update(opt_d, terms["loss"], self.discriminator, "discriminator")
                 self.loss.after_discriminator_step(self.discriminator)
+                self.log_now(self.critic.observe(self.loss.real_logits))
                 d_terms.append({k: v.detach() for k, v in terms.items()})
 
         with self.frozen(self.discriminator):  # gradients flow through D, not into it

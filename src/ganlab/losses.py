@@ -65,6 +65,7 @@ class GANLoss:
     def discriminator_loss(self, critic: Critic, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
         d_real = _logits(critic, self._noisy(real))
         d_fake = _logits(critic, self._noisy(fake))
+        self.real_logits = d_real.detach()  # for ADA's controller (CriticView.observe)
         terms = {"loss": self.d_objective(d_real, d_fake)}
         terms["d_real"] = d_real.detach().mean()
         terms["d_fake"] = d_fake.detach().mean()

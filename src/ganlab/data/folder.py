@@ -58,6 +58,7 @@ class ImageFolderDataModule(ImageDataModule):
         on_bad: str = "skip",
         workers: int = 0,
         seed: int = 0,
+        limit: int | None = None,
     ) -> None:
         check(labels in LABELS, "labels", labels, f"it must be one of {', '.join(LABELS)}")
         check(on_bad in ("skip", "fail"), "on_bad", on_bad, "it must be skip or fail")
@@ -66,7 +67,7 @@ class ImageFolderDataModule(ImageDataModule):
         elif num_classes is None:
             raise GanlabError(f"data.labels=folders needs data.num_classes: set it to the number "
                               f"of class folders in {path}")
-        super().__init__(batch_size, image_size, channels, shape, num_classes, seed)
+        super().__init__(batch_size, image_size, channels, shape, num_classes, seed, limit)
         self.path = Path(path).expanduser()
         self.labels, self.on_bad = labels, on_bad
         self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser()

@@ -79,7 +79,9 @@ class ImageDataModule(GanDataModule):
     """A finite image set, sampled without replacement in passes.
 
     Each pass is a new permutation from a generator seeded with ``seed``; the tail of a
-    pass too short for a batch is dropped. Images are stored as uint8 and converted to
+    pass too short for a batch is dropped. ``limit``: training draws from a subset of that
+    many images, the same for the same seed; ``tensors`` (the metrics' reference) keeps the
+    whole split. Images are stored as uint8 and converted to
     [-1, 1] after gathering, on the training device.
     """
 
@@ -91,6 +93,7 @@ class ImageDataModule(GanDataModule):
         shape: Sequence[int] | None = None,
         num_classes: int | None = None,
         seed: int = 0,
+        limit: int | None = None,
     ) -> None:
         check(channels in (1, 3) and is_int(channels), "channels", channels,
               "images have 1 or 3 channels")
@@ -98,6 +101,8 @@ class ImageDataModule(GanDataModule):
         if shape is None:
             shape = [channels, image_size, image_size]
         super().__init__(batch_size, shape, num_classes, seed)
+        # A seeded subset of the training images (small-data regimes); None: all of them.
+        self.limit = None if limit is None else at_least(limit, "limit")
         self.image_size = int(image_size)
         self.channels = int(channels)
         self._splits: dict[str, Batch] = {}  # uint8 images and labels, on CPU
@@ -119,7 +124,10 @@ class ImageDataModule(GanDataModule):
         return self._splits[split]
 
     def _load(self) -> None:
-        self._split("train")
+        x, _ = self._split("train")
+        if self.limit is not None and self.limit > len(x):
+            raise GanlabError(f"data.limit={self.limit} is larger than the {len(x)} training "
+                              f"images of {self.name}; choose at most {len(x)}, or null for all")
 
     def _tensors(self, split: str) -> Batch:
         x, y = self._split(split)
@@ -128,6 +136,10 @@ class ImageDataModule(GanDataModule):
     def _train_data(self, device: torch.device) -> tuple[Tensor, Tensor | None]:
         if self._train_on_device is None or self._train_on_device[0] != device:
             x, y = self._split("train")
+            if self.limit is not None:  # the same images for the same seed, in stored order
+                keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed))
+                keep = keep[: self.limit].sort().values
+                x, y = x[keep], None if y is None else y[keep]
             self._train_on_device = (device, x.to(device), None if y is None else y.to(device))
         return self._train_on_device[1:]
 
@@ -199,9 +211,10 @@ class DigitsDataModule(ImageDataModule):
         shape: Sequence[int] | None = None,
         num_classes: int | None = 10,
         seed: int = 0,
+        limit: int | None = None,
     ) -> None:
         _check_num_classes(self.name, num_classes, 10)
-        super().__init__(batch_size, image_size, channels, shape, num_classes, seed)
+        super().__init__(batch_size, image_size, channels, shape, num_classes, seed, limit)
 
     def _read_split(self, split: str) -> Batch:
         from sklearn.datasets import load_digits
@@ -241,6 +254,7 @@ class TorchvisionDataModule(ImageDataModule):
         shape: Sequence[int] | None = None,
         num_classes: int | None = 10,
         seed: int = 0,
+        limit: int | None = None,
     ) -> None:
         if name not in _TORCHVISION:
             raise GanlabError(
@@ -249,7 +263,7 @@ class TorchvisionDataModule(ImageDataModule):
         _check_num_classes(name, num_classes, 10)
         if channels is None:
             channels = 3 if name == "cifar10" else 1
-        super().__init__(batch_size, image_size, channels, shape, num_classes, seed)
+        super().__init__(batch_size, image_size, channels, shape, num_classes, seed, limit)
         self.name = name
         # MNIST's and Fashion-MNIST's torchvision classes carry their names; CIFAR-10 reads
         # them from its files.

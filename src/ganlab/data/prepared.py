@@ -31,7 +31,8 @@ class PreparedDataModule(ImageDataModule):
     ganlab.data.memory); a larger litdata set is streamed by litdata's loader in ``workers``
     processes (ganlab.data.stream). ``xflip`` doubles the set with mirrored images. With
     ``num_classes`` null the labels are not used; otherwise it must be the set's number of
-    classes. Split "test" is the training set; on the streaming path ``tensors()`` gives the
+    classes. ``limit``: a seeded subset, as for every in-memory set. Split "test" is the
+    training set; on the streaming path ``tensors()`` gives the
     first ``reference_images`` images (the real images that evaluation compares with).
     """
 
@@ -50,8 +51,9 @@ class PreparedDataModule(ImageDataModule):
         workers: int = 2,
         reference_images: int = 10000,
         seed: int = 0,
+        limit: int | None = None,
     ) -> None:
-        super().__init__(batch_size, image_size, channels, shape, num_classes, seed)
+        super().__init__(batch_size, image_size, channels, shape, num_classes, seed, limit)
         check(isinstance(xflip, bool), "xflip", xflip, BOOL)
         self.xflip = xflip
         self.memory_limit = parse_size(memory_limit)
@@ -101,6 +103,10 @@ class PreparedDataModule(ImageDataModule):
 
     def _load(self) -> None:
         if self.streaming:
+            if self.limit is not None:
+                raise GanlabError(f"data.limit={self.limit} needs the set in memory but data.path="
+                                  f"{self.stored.path} is streamed; raise data.memory_limit or "
+                                  "prepare a smaller set")
             from ganlab.data.stream import LitdataStream
 
             self._stream = LitdataStream(self.stored, self.seed, self.workers, self.xflip)

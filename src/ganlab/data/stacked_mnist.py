@@ -36,13 +36,14 @@ class StackedMNISTDataModule(ImageDataModule):
         shape: Sequence[int] | None = None,
         num_classes: int | None = 1000,
         seed: int = 0,
+        limit: int | None = None,
     ) -> None:
         if channels != 3 or num_classes != 1000:
             raise GanlabError(
                 f"stacked_mnist has 3 channels and 1000 modes, not data.channels={channels} "
                 f"and data.num_classes={num_classes}; leave both at their defaults"
             )
-        super().__init__(batch_size, image_size, 3, shape, 1000, seed)
+        super().__init__(batch_size, image_size, 3, shape, 1000, seed, limit)
         self.root = str(Path(root).expanduser())
         self.download = bool(download)
         self.num_samples = None if num_samples is None else at_least(num_samples, "num_samples")
