@@ -15,12 +15,12 @@ import torch
 from torch import Tensor
 
 from ganlab.data.base import Batch
-from ganlab.data.images import IMAGE_EXTENSIONS, ImageDataModule, _check_num_classes
+from ganlab.data.images import ImageDataModule, _check_num_classes
 from ganlab.data.preparing import FORMAT, VERSION, prepare_set, report_path
 from ganlab.data.source import folder_files, open_source
 from ganlab.data.store import open_set, read_images
 from ganlab.errors import GanlabError
-from ganlab.imagefiles import BadImage, DecodeOptions, decode
+from ganlab.imagefiles import IMAGE_EXTENSIONS, BadImage, DecodeOptions, decode
 from ganlab.options import at_least, check
 from ganlab.registry import registered
 

@@ -16,7 +16,6 @@ from torchvision import datasets
 
 from ganlab.data.base import Batch, GanDataModule
 from ganlab.errors import GanlabError
-from ganlab.imagefiles import IMAGE_EXTENSIONS  # noqa: F401 - ganlab.data.images' name for it
 from ganlab.options import at_least, check, is_int
 from ganlab.registry import registered
 
@@ -162,8 +161,7 @@ class ImageDataModule(GanDataModule):
         self._pos += n
         return self._gather(x, y, idx)
 
-    def _pass_size(self, stored: int) -> int:
-        """Samples in one pass over ``stored`` images (a subclass may add mirrored ones)."""
+    def _pass_size(self, stored: int) -> int:  # a subclass may add mirrored images
         return stored
 
     def _gather(self, x: Tensor, y: Tensor | None, idx: Tensor) -> Batch:
