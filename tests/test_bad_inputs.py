@@ -24,6 +24,7 @@ import torch
 from conftest import QUIET, ROOT, TINY, compose_config
 from omegaconf import OmegaConf
 from PIL import Image
+from test_prepare import write_stylegan_zip
 
 from ganlab.build import assemble
 from ganlab.errors import GanlabError
@@ -77,6 +78,7 @@ def ws(tmp_path_factory) -> Path:
     (images / "corrupt" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     (ws / "a_file").write_text("not a directory\n")
     (ws / "data").mkdir()
+    write_stylegan_zip(ws / "prepared.zip")  # 8x8 RGB, 3 classes
     return ws
 
 
@@ -174,8 +176,22 @@ def cases(ws: Path, locked: Path) -> list[dict]:
         ),
         (
             "folder-corrupt-png",
-            DCGAN + ["data=image_folder", f"data.path={img / 'corrupt'}", "data.batch_size=2"],
+            DCGAN + ["data=image_folder", f"data.path={img / 'corrupt'}", "data.batch_size=2",
+                     "data.on_bad=fail"],
             "broken.png",
+            "fit",
+        ),
+        (
+            "prepared-memory-limit",
+            DCGAN + ["data=prepared", f"data.path={ws / 'prepared.zip'}", "data.image_size=8",
+                     "data.memory_limit=lots"],
+            "data.memory_limit='lots' is not allowed",
+            "fit",
+        ),
+        (
+            "prepared-other-size",
+            DCGAN + ["data=prepared", f"data.path={ws / 'prepared.zip'}", "data.image_size=16"],
+            "holds 8x8 images with 3 channel(s)",
             "fit",
         ),
         (

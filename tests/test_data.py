@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import socket
 import struct
@@ -415,11 +416,61 @@ def test_image_folder_errors(tmp_path: Path) -> None:
     (empty / "notes.txt").write_text("no images here")
     assert ".png" in error(empty) and ".webp" in error(empty)
 
+    # An unreadable file is skipped (and listed in the cache's report), or with on_bad=fail
+    # stops the run naming it.
     broken = tmp_path / "broken"
     broken.mkdir()
     Image.new("RGB", (8, 8)).save(broken / "good.png")
     (broken / "bad.jpg").write_bytes(b"not a jpeg")
-    assert "bad.jpg" in error(broken)
+    data = ImageFolderDataModule(str(broken), image_size=8, cache_dir=str(tmp_path / "cache"))
+    assert data.tensors()[0].shape == (1, 3, 8, 8)
+    (report,) = (tmp_path / "cache").glob("*.report.json")
+    assert [f["file"] for f in json.loads(report.read_text())["skipped_files"]] == ["bad.jpg"]
+    with pytest.raises(GanlabError) as excinfo:
+        ImageFolderDataModule(str(broken), on_bad="fail").setup()
+    assert "bad.jpg not an image" in one_line_error(excinfo)
+
+
+def test_image_folder_labels_from_class_folders(tmp_path: Path) -> None:
+    for name, value in (("b_dogs", 200), ("a_cats", 50)):
+        (tmp_path / name).mkdir()
+        for i in range(2):
+            Image.new("L", (12, 12), value + i).save(tmp_path / name / f"{i}.png")
+    data = ImageFolderDataModule(str(tmp_path), image_size=8, channels=1, labels="folders",
+                                 num_classes=2)
+    x, y = data.tensors()
+    assert y.tolist() == [0, 0, 1, 1] and data.class_names == ["a_cats", "b_dogs"]
+    assert ((x[:, 0, 0, 0] + 1) * 127.5).round().tolist() == [50, 51, 200, 201]
+    with pytest.raises(GanlabError, match="has 2 class folders; set data.num_classes=2"):
+        ImageFolderDataModule(str(tmp_path), labels="folders", num_classes=3).setup()
+    with pytest.raises(GanlabError, match="data.labels=folders needs data.num_classes"):
+        ImageFolderDataModule(str(tmp_path), labels="folders")
+
+
+def test_image_folder_cache_is_reused_and_an_edit_prepares_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder, cache = tmp_path / "images", tmp_path / "cache"
+    write_images(folder)
+
+    def load() -> torch.Tensor:
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            return ImageFolderDataModule(str(folder), image_size=8, cache_dir=str(cache)).tensors()[0]
+
+    first = load()
+    assert "reading its prepared cache" not in caplog.text
+    (cached,) = cache.glob("*.zip")
+    assert torch.equal(load(), first) and "reading its prepared cache" in caplog.text
+    Image.new("RGB", (64, 64), (0, 255, 0)).save(folder / "blue.PNG")  # edited in place
+    edited = load()
+    assert "reading its prepared cache" not in caplog.text
+    assert torch.equal(edited[:2], first[:2]) and not torch.equal(edited[2], first[2])
+    assert torch.allclose(edited[2, 1], torch.ones(8, 8))  # green now
+    (again,) = cache.glob("*.zip")  # the stale cache was removed
+    assert again != cached
+    ImageFolderDataModule(str(folder), image_size=16, cache_dir=str(cache)).setup()
+    assert len(list(cache.glob("*.zip"))) == 1  # other size options: another key
 
 
 # The data configs

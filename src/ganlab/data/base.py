@@ -125,6 +125,12 @@ class GanDataModule(L.LightningDataModule, ABC):
     # Helpers for subclasses.
 
     @property
+    def sharded_by_loader(self) -> bool:
+        """True for a data set whose loader gives each rank its own shard (a streamed set):
+        ``_draw`` is then asked for this rank's samples only."""
+        return False
+
+    @property
     def device(self) -> torch.device:
         return (
             self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
@@ -142,6 +148,8 @@ class GanDataModule(L.LightningDataModule, ABC):
         rank, world = (
             (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         )
+        if self.sharded_by_loader:  # the loader gives this rank its own shard already
+            rank, world = 0, 1
         batch = self._draw(n * world, self.device)
         if world > 1:  # this rank's part of the draw
             x, y = batch

@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 
 # Images converted per call when resizing, which bounds the float working memory.
 _CHUNK = 4096
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
 def to_model_space(x: Tensor) -> Tensor:
@@ -145,7 +144,7 @@ class ImageDataModule(GanDataModule):
 
     def _draw(self, n: int, device: torch.device) -> Batch:
         x, y = self._train_data(device)
-        size = len(x)
+        size = self._pass_size(len(x))
         if self._perm is None and self._pass_start is not None:  # restored inside a pass
             self._generator.set_state(self._pass_start)
             self._perm = torch.randperm(size, generator=self._generator).to(device)
@@ -160,6 +159,13 @@ class ImageDataModule(GanDataModule):
             self._pos = 0
         idx = self._perm[self._pos : self._pos + n]
         self._pos += n
+        return self._gather(x, y, idx)
+
+    def _pass_size(self, stored: int) -> int:  # a subclass may add mirrored images
+        return stored
+
+    def _gather(self, x: Tensor, y: Tensor | None, idx: Tensor) -> Batch:
+        """The samples at pass indices ``idx``, in model space."""
         return to_model_space(x[idx]), None if y is None else y[idx]
 
     def _sampler_state(self) -> dict[str, Any]:
