@@ -4,6 +4,7 @@ from ganlab.data.base import GanDataModule
 from ganlab.data.folder import ImageFolderDataModule
 from ganlab.data.images import DigitsDataModule, ImageDataModule, TorchvisionDataModule
 from ganlab.data.mixtures import GaussianMixture, Grid, Ring
+from ganlab.data.stacked_digits import StackedDigitsDataModule
 from ganlab.data.stacked_mnist import StackedMNISTDataModule
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "ImageDataModule",
     "ImageFolderDataModule",
     "Ring",
+    "StackedDigitsDataModule",
     "StackedMNISTDataModule",
     "TorchvisionDataModule",
 ]

@@ -2,6 +2,7 @@
 
 from ganlab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganlab.nets.mlp import MLPDiscriminator, MLPGenerator
+from ganlab.nets.r3gan import R3GANDiscriminator, R3GANGenerator
 from ganlab.nets.sngan import SNGANDiscriminator, SNGANGenerator
 from ganlab.nets.stylegan import StyleGANDiscriminator, StyleGANGenerator
 
@@ -10,6 +11,8 @@ __all__ = [
     "DCGANGenerator",
     "MLPDiscriminator",
     "MLPGenerator",
+    "R3GANDiscriminator",
+    "R3GANGenerator",
     "SNGANDiscriminator",
     "SNGANGenerator",
     "StyleGANDiscriminator",
