@@ -19,11 +19,11 @@ from omegaconf import OmegaConf
 from ganlab import distributed
 from ganlab.data.base import SPLITS
 from ganlab.errors import GanlabError
-from ganlab.generator import generate
 from ganlab.metrics.features import FEATURE_NETS
 from ganlab.metrics.mixture import mode_coverage
 from ganlab.options import at_least, check
 from ganlab.rng import capture_rng_state, restore_rng_state
+from ganlab.generator import generate
 
 log = logging.getLogger(__name__)
 
