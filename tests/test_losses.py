@@ -6,11 +6,14 @@ import pytest
 import torch
 from torch import nn
 
+from ganlab.errors import GanlabError
 from ganlab.losses import (
     Hinge,
     LeastSquares,
     Minimax,
     NonSaturating,
+    RelativisticAverage,
+    RelativisticPairing,
     Wasserstein,
     WassersteinGP,
 )
@@ -185,3 +188,46 @@ def test_instance_noise_reaches_d_and_anneals():
     loss.step = 150
     loss.generator_loss(critic, x)
     assert torch.equal(seen[-1], x)  # annealed away
+
+
+def softplus(x: float) -> float:
+    return math.log1p(math.exp(x))
+
+
+def test_relativistic_pairing_pairs_each_real_with_one_fake():
+    # L_D = mean_i softplus(f_i - r_i): (softplus(0.5 - 1) + softplus(-1 + 2)) / 2
+    terms = d_loss(RelativisticPairing())
+    assert terms["loss"].item() == pytest.approx((softplus(-0.5) + softplus(1.0)) / 2, rel=1e-6)
+    assert terms["d_real"].item() == pytest.approx(-0.5)
+    assert terms["d_fake"].item() == pytest.approx(-0.25)
+    # L_G = mean_i softplus(r_i - f_i) = (softplus(0.5) + softplus(-1)) / 2 = 0.643669...
+    g = RelativisticPairing().generator_loss(identity, FAKE, real=REAL)["loss"].item()
+    assert g == pytest.approx((softplus(0.5) + softplus(-1.0)) / 2, rel=1e-6)
+    assert g == pytest.approx(0.643669, abs=1e-6)
+
+
+def test_relativistic_average_judges_each_logit_against_the_other_kinds_mean():
+    # mean real logit -0.5, mean fake logit -0.25.
+    expected_d = mean([softplus(-0.25 - 1.0), softplus(-0.25 + 2.0)]) + mean(
+        [softplus(0.5 + 0.5), softplus(-1.0 + 0.5)])
+    assert d_loss(RelativisticAverage())["loss"].item() == pytest.approx(expected_d, rel=1e-6)
+    expected_g = mean([softplus(-0.5 - 0.5), softplus(-0.5 + 1.0)]) + mean(
+        [softplus(1.0 + 0.25), softplus(-2.0 + 0.25)])
+    g = RelativisticAverage().generator_loss(identity, FAKE, real=REAL)["loss"].item()
+    assert g == pytest.approx(expected_g, rel=1e-6)
+
+
+@pytest.mark.parametrize("loss", [RelativisticPairing(), RelativisticAverage()])
+def test_relativistic_g_loss_needs_the_reals_and_sends_no_gradient_through_them(loss):
+    with pytest.raises(GanlabError, match="real="):
+        loss.generator_loss(identity, FAKE)
+    real = REAL.clone().requires_grad_(True)
+    fake = FAKE.clone().requires_grad_(True)
+    loss.generator_loss(identity, fake, real=real)["loss"].backward()
+    assert real.grad is None and fake.grad.abs().sum() > 0
+
+
+def test_the_other_losses_ignore_the_reals_in_g_step():
+    for loss in (Minimax(), NonSaturating(), LeastSquares(), Hinge(), Wasserstein()):
+        plain = loss.generator_loss(identity, FAKE)["loss"]
+        assert torch.equal(loss.generator_loss(identity, FAKE, real=REAL)["loss"], plain)

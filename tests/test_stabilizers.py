@@ -1,5 +1,5 @@
 """Defining properties of the stabilizers: spectral norm, minibatch std, DiffAugment,
-R1 / DRAGAN, latent interpolation, and the SNGAN networks."""
+R1 / R1 + R2 / DRAGAN, latent interpolation, and the SNGAN networks."""
 
 import math
 
@@ -8,11 +8,13 @@ import torch
 from torch import nn
 
 from ganlab.augment import DiffAugment, color, cutout, translation
+from ganlab.critic import CriticView
 from ganlab.errors import GanlabError
 from ganlab.latent import lerp, slerp
 from ganlab.nets import DCGANDiscriminator, MLPDiscriminator, SNGANDiscriminator, SNGANGenerator
 from ganlab.nets.layers import MinibatchStd
-from ganlab.penalties import DRAGAN, R1
+from ganlab.penalties import DRAGAN, R1, R1R2, LazyPenalties
+from ganlab.schedules import Linear
 
 
 def largest_singular_values(d: nn.Module) -> list[float]:
@@ -144,6 +146,43 @@ def test_r1_gradient_reaches_the_critic():
     assert torch.allclose(w.grad, 2 * w.detach())  # d/dw |w|^2
 
 
+def test_r1r2_of_linear_critic_seen_through_the_augmentation():
+    # D(x) = w . x behind an "augmentation" a(x) = 2x: grad_x D(a(x)) = 2w for every real and
+    # every fake, so E||grad||^2 + E||grad||^2 = 2 * |2w|^2 = 200: the gradient is taken with
+    # respect to the samples before augmentation, through it.
+    d = nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        d.weight.copy_(torch.tensor([[3.0, 4.0]]))
+    critic = CriticView(d, augment=lambda x: 2 * x).view()
+    real, fake = torch.randn(8, 2), torch.randn(8, 2)
+    penalty = R1R2(gamma=0.1)
+    assert penalty(critic, real, fake).item() == pytest.approx(200.0)
+    assert penalty.weight == pytest.approx(0.05) and penalty.interval == 1  # gamma / 2
+    penalty(critic, real, fake).backward()
+    assert torch.allclose(d.weight.grad, 2 * 2 * 4 * d.weight.detach())  # d/dw 8|w|^2
+
+
+def test_r1r2_penalises_fakes_where_r1_does_not():
+    # D(x) = 0.5 |x|^2 has gradient x: zero at the origin (the reals here), |x| at the fakes.
+    def critic(x):
+        return 0.5 * x.pow(2).sum(1)
+
+    real, fake = torch.zeros(4, 2), torch.tensor([[3.0, 4.0]] * 4)
+    assert R1()(critic, real, fake).item() == 0.0
+    assert R1R2()(critic, real, fake).item() == pytest.approx(25.0)
+
+
+def test_a_scheduled_gamma_sets_the_weight_of_each_step():
+    penalty = R1R2(gamma=Linear(start=1.0, end=0.0, total_kimg=2))
+    penalties = LazyPenalties([penalty])
+    assert penalty.weight == 0.5  # gamma / 2 at 0 images
+    assert penalties.at(500) == {"schedule/r1r2_gamma": 0.75} and penalty.weight == 0.375
+    assert penalties.at(5000) == {"schedule/r1r2_gamma": 0.0} and penalty.weight == 0.0
+    assert len(LazyPenalties([R1R2(gamma=Linear(start=0.0, end=0.0, total_kimg=1))]).items) == 0
+    with pytest.raises(GanlabError, match="gamma=Linear.*every value of the schedule"):
+        R1R2(gamma=Linear(start=0.1, end=-0.1, total_kimg=1))
+
+
 def test_interpolation():
     z0, z1 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
     path = lerp(z0, z1, 5)
@@ -182,6 +221,7 @@ def test_ema_copies_buffers():
 OPTIONS = {
     "ema": ["ema.half_life_kimg=1"],
     "r1": ["regularizer=r1", "regularizer.interval=2"],
+    "r1r2": ["regularizer=r1r2", "regularizer.interval=2"],
     "dragan": ["regularizer=dragan"],
     "diffaug": ["augment=diffaug"],
     "sn": ["model.discriminator.norm=spectral"],
@@ -222,7 +262,7 @@ def test_ema_averages_g_and_is_saved(trained):
     assert module.eval_generator() == (module.generator_ema, True)
 
 
-@pytest.mark.parametrize("option,interval", [("r1", 2), ("dragan", 1)])
+@pytest.mark.parametrize("option,interval", [("r1", 2), ("r1r2", 2), ("dragan", 1)])
 def test_d_penalties_are_applied_at_their_interval_and_logged(trained, option, interval):
     _, result = trained[option]
     module = result.module

@@ -40,6 +40,7 @@ from ganlab.options import check
 from ganlab.penalties import LazyPenalties
 from ganlab.rng import restore_rng_state
 from ganlab.schedule import UpdateSchedule
+from ganlab.schedules import ScheduledValues
 from ganlab.steplog import StepLog
 
 log = logging.getLogger(__name__)
@@ -71,12 +72,14 @@ class AdversarialModule(L.LightningModule):
         check(on_nonfinite in MODES, "on_nonfinite", on_nonfinite,
               f"it must be one of {', '.join(MODES)}")
         self.generator, self.discriminator = generator, discriminator
-        self.optimizer_factories = dict(optimizer)
         self.schedule = schedule
         self.ema = ema if ema is not None else EMA()
         if self.ema.enabled:  # samples, metrics and checkpoints' sampling use the average
             self.generator_ema = copy.deepcopy(generator).requires_grad_(False)
         self.penalties = LazyPenalties([*extra_penalties, *(penalties or {}).values()])
+        # Values that follow a schedule of images_seen (lr, betas, gamma, EMA half-life).
+        self.scheduled = ScheduledValues(optimizer, self.penalties, self.ema)
+        self.optimizer_factories = self.scheduled.factories  # with the values at 0 images
         self.on_nonfinite = on_nonfinite  # see ganlab.divergence
         self.name = name
         self.recommended = dict(recommended or {})  # what the config took from it (schema.py)
@@ -114,8 +117,10 @@ class AdversarialModule(L.LightningModule):
     frozen = staticmethod(frozen)  # ``with self.frozen(net):`` net's parameters take no grad
 
     def begin_step(self) -> tuple[Any, Any]:
-        """(G's optimizer, D's optimizer), their learning rates set for this step."""
+        """(G's optimizer, D's optimizer), their learning rates (and every other scheduled
+        value) set for this step."""
         opt_g, opt_d = self.optimizers()
+        self.scheduled.apply(self.trainer.optimizers, self.images_seen, self.g_steps + 1)
         self.schedule.apply(self.trainer.optimizers, self.g_steps)
         # Networks that change with the images seen (progressive growing) set their phase.
         nets = (self.generator, self.discriminator, getattr(self, "generator_ema", None))
@@ -204,6 +209,7 @@ class AdversarialModule(L.LightningModule):
 
     def flush_logs(self) -> None:
         """Write the pending scalars, then stop on a NaN or Inf (see ganlab.divergence)."""
+        self.scheduled.flush(self.loggers)
         steps, rows = self._log.flush(self.loggers)
         if not rows:
             return

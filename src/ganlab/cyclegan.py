@@ -160,8 +160,8 @@ class CycleGAN(AdversarialModule):
         with self.frozen(d):  # gradients flow through D_A and D_B, not into them
             fake_b, fake_a = g.a2b(real_a), g.b2a(real_b)
             adversarial = (
-                self.loss.generator_loss(d_b, fake_b)["loss"]
-                + self.loss.generator_loss(d_a, fake_a)["loss"]
+                self.loss.generator_loss(d_b, fake_b, real=real_b)["loss"]
+                + self.loss.generator_loss(d_a, fake_a, real=real_a)["loss"]
             )
             cycle = (g.b2a(fake_b) - real_a).abs().mean() + (g.a2b(fake_a) - real_b).abs().mean()
             g_loss = self.adversarial_weight * adversarial + self.lambda_cycle * cycle

@@ -6,12 +6,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ganlab.options import non_negative
+from ganlab.schedules import Schedule, non_negative_or_schedule, upper_bound, value_at
 
 
 def ema_beta(batch_size: int, half_life_kimg: float) -> float:
     """Decay per update so that the weights' half-life is ``half_life_kimg`` thousand images,
-    whatever the batch size (StyleGAN2-ADA's ``ema_kimg``)."""
+    whatever the batch size (StyleGAN2-ADA's ``ema_kimg``); 0: no averaging (a copy), as at
+    the start of R3GAN's half-life schedule."""
+    if half_life_kimg <= 0:
+        return 0.0
     return 0.5 ** (batch_size / (half_life_kimg * 1000.0))
 
 
@@ -27,17 +30,27 @@ def update_ema(ema: nn.Module, model: nn.Module, beta: float) -> None:
 
 class EMA:
     """The G EMA of a run (the ``ema`` node): a half-life in thousands of images; 0: none.
+    The half-life may follow a schedule of the images seen (ganlab.schedules; R3GAN grows it
+    from 0), set by ``at(images)`` before each step.
 
     The module keeps the averaged copy (``generator_ema``) and calls ``update`` after every
     generator update with the number of images that update saw on all processes.
     """
 
-    def __init__(self, half_life_kimg: float = 0.0) -> None:
-        self.half_life_kimg = non_negative(half_life_kimg, "half_life_kimg")
+    def __init__(self, half_life_kimg: float | Schedule = 0.0) -> None:
+        self.half_life_kimg = non_negative_or_schedule(half_life_kimg, "half_life_kimg")
+        self.current = value_at(self.half_life_kimg, 0)  # the half-life of this step
 
     @property
     def enabled(self) -> bool:
-        return self.half_life_kimg > 0
+        return upper_bound(self.half_life_kimg) > 0
+
+    def at(self, images: int) -> dict[str, float]:
+        """Set a scheduled half-life for the step after ``images`` images; its value to log."""
+        if not isinstance(self.half_life_kimg, Schedule):
+            return {}
+        self.current = self.half_life_kimg(images)
+        return {"schedule/ema_half_life_kimg": self.current}
 
     def update(self, ema: nn.Module, model: nn.Module, images: int) -> None:
-        update_ema(ema, model, ema_beta(images, self.half_life_kimg))
+        update_ema(ema, model, ema_beta(images, self.current))

@@ -128,7 +128,8 @@ class GAN(AdversarialModule):
         with self.frozen(self.discriminator):  # gradients flow through D, not into it
             y = label_chunks[0]
             fake = self._g(self.sample_latent(batch_size), y)
-            g_terms = self.loss.generator_loss(self.critic.view(y), fake)
+            # The first real chunk (its labels are y): a relativistic loss pairs it with fake.
+            g_terms = self.loss.generator_loss(self.critic.view(y), fake, real=chunks[0])
             g_terms = self.penalties.add(
                 "generator", self.g_steps, g_terms, generator=self.generator,
                 latents=lambda: self.sample_latent(batch_size))

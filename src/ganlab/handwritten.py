@@ -96,7 +96,8 @@ def handwritten_step(cfg: DictConfig, device: torch.device, options: bool = True
                 loss.after_discriminator_step(D)
                 d_losses.append(d_loss.detach())
             D.requires_grad_(False)  # G's step: gradients flow through D, not into it
-            g_loss = loss.generator_loss(D, G(torch.randn(batch_size, latent_dim, device=device)))
+            g_loss = loss.generator_loss(D, G(torch.randn(batch_size, latent_dim, device=device)),
+                                         real=real.chunk(n_critic)[0])  # as ganlab's G step
             opt_g.zero_grad(set_to_none=True)
             g_loss["loss"].backward()
             opt_g.step()

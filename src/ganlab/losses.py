@@ -6,6 +6,8 @@ It never touches an optimizer: the LightningModule owns the update schedule.
 
 Each method returns a dict of scalar tensors: ``loss`` is what gets back-propagated, the
 other entries are logged under ``train/`` (``d_real`` / ``d_fake`` are the mean logits).
+``generator_loss`` also receives the real samples of G's step (``real``), which only the
+relativistic losses read: their G objective compares D's logits on fakes with those on reals.
 All log-likelihood objectives work on logits through softplus, which is exact and stable
 where ``log(sigmoid(x))`` underflows: -log(sigmoid(x)) = softplus(-x),
 -log(1 - sigmoid(x)) = softplus(x).
@@ -20,8 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganlab.errors import GanlabError
 from ganlab.options import at_least, fraction, non_negative, positive
 from ganlab.penalties import GradientPenalty, Penalty
+from ganlab.schedules import Schedule, non_negative_or_schedule
 
 Critic = Callable[[Tensor], Tensor]
 
@@ -71,7 +75,9 @@ class GANLoss:
         terms["d_fake"] = d_fake.detach().mean()
         return terms
 
-    def generator_loss(self, critic: Critic, fake: Tensor) -> dict[str, Tensor]:
+    def generator_loss(self, critic: Critic, fake: Tensor,
+                       real: Tensor | None = None) -> dict[str, Tensor]:
+        """G's loss on ``fake``; ``real``: the real samples of G's step (unused here)."""
         return {"loss": self.g_objective(_logits(critic, self._noisy(fake)))}
 
     def d_objective(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
@@ -175,9 +181,9 @@ class WassersteinGP(Wasserstein):
     its penalty (weight ``gp_weight``, every D update) is ganlab.penalties.GradientPenalty.
     ``drift``: ProGAN's epsilon drift term on the real logits."""
 
-    def __init__(self, gp_weight: float = 10.0, drift: float = 0.0, **base: Any) -> None:
+    def __init__(self, gp_weight: float | Schedule = 10.0, drift: float = 0.0, **base: Any) -> None:
         super().__init__(clip=None, **base)
-        self.gp_weight = non_negative(gp_weight, "gp_weight")
+        self.gp_weight = non_negative_or_schedule(gp_weight, "gp_weight")
         self.penalties = (GradientPenalty(weight=self.gp_weight, interval=1),)
         # ProGAN's drift term (Karras et al. 2018, appendix A.1): drift * E[D(x)^2] keeps the
         # critic's output near 0 (the paper: 0.001).
@@ -186,3 +192,48 @@ class WassersteinGP(Wasserstein):
     def d_objective(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
         loss = super().d_objective(d_real, d_fake)
         return loss + self.drift * d_real.square().mean() if self.drift else loss
+
+
+class Relativistic(GANLoss):
+    """Base of the relativistic losses (Jolicoeur-Martineau 2018): D judges whether real data
+    is more realistic than fake data, so G's objective needs D's logits on real samples too.
+    G's step passes its real chunk as ``real``; the real logits take no gradient there (they
+    do not depend on G, and D is frozen)."""
+
+    def generator_loss(self, critic: Critic, fake: Tensor,
+                       real: Tensor | None = None) -> dict[str, Tensor]:
+        if real is None:
+            raise GanlabError(f"{type(self).__name__}'s generator loss compares fakes with "
+                              "reals: pass generator_loss(critic, fake, real=...)")
+        d_fake = _logits(critic, self._noisy(fake))
+        with torch.no_grad():
+            d_real = _logits(critic, self._noisy(real))
+        return {"loss": self.relativistic_g(d_real, d_fake)}
+
+    def relativistic_g(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class RelativisticPairing(Relativistic):
+    """RpGAN (Jolicoeur-Martineau 2018, RSGAN; the loss of R3GAN, Huang et al. 2024): each
+    real sample paired with one fake of the batch (the i-th with the i-th),
+    L_D = E[softplus(D(G(z)) - D(x))], L_G = E[softplus(D(x) - D(G(z)))]."""
+
+    def d_objective(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
+        return F.softplus(d_fake - d_real).mean()
+
+    def relativistic_g(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
+        return F.softplus(d_real - d_fake).mean()
+
+
+class RelativisticAverage(Relativistic):
+    """RaSGAN (Jolicoeur-Martineau 2018, relativistic average): each logit judged against the mean
+    logit of the other kind, D~(x) = D(x) - E[D(G(z))], D~(G(z)) = D(G(z)) - E[D(x)];
+    L_D = -E[log sigmoid(D~(x))] - E[log(1 - sigmoid(D~(G(z))))], L_G the same with real and
+    fake swapped."""
+
+    def d_objective(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
+        return F.softplus(d_fake.mean() - d_real).mean() + F.softplus(d_fake - d_real.mean()).mean()
+
+    def relativistic_g(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
+        return F.softplus(d_real.mean() - d_fake).mean() + F.softplus(d_real - d_fake.mean()).mean()

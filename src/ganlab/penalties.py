@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ganlab.options import at_least, non_negative
+from ganlab.options import at_least
+from ganlab.schedules import Schedule, non_negative_or_schedule, upper_bound
 
 Critic = Callable[[Tensor], Tensor]
 PHASES = ("discriminator", "generator")
@@ -34,15 +35,40 @@ def _grad_norm_sq(critic: Critic, x: Tensor) -> Tensor:
 
 
 class Penalty(nn.Module):
-    """``weight`` (0: off) and ``interval``, in updates of ``phase``; ``forward`` is the term."""
+    """``weight`` (0: off) and ``interval``, in updates of ``phase``; ``forward`` is the term.
+
+    The strength is the option ``option`` (``weight``; R1's ``gamma``), a number or a schedule
+    of the images seen (ganlab.schedules); the term's weight is ``factor`` times it (R1:
+    gamma / 2), set by ``at(images)`` before each training step when it is scheduled.
+    """
 
     name = "penalty"
     phase = "discriminator"
 
-    def __init__(self, weight: float = 0.0, interval: int = 1) -> None:
+    def __init__(self, weight: float | Schedule = 0.0, interval: int = 1, option: str = "weight",
+                 factor: float = 1.0) -> None:
         super().__init__()
-        self.weight = non_negative(weight, "weight")
+        self.option, self.factor = option, factor
+        self.strength = non_negative_or_schedule(weight, option)
+        self.weight = factor * (self.strength(0) if self.scheduled else self.strength)
         self.interval = at_least(interval, "interval")
+
+    @property
+    def scheduled(self) -> bool:
+        return isinstance(self.strength, Schedule)
+
+    @property
+    def active(self) -> bool:
+        """False when the weight is 0 throughout (the penalty is then dropped)."""
+        return upper_bound(self.strength) > 0
+
+    def at(self, images: int) -> dict[str, float]:
+        """Set a scheduled weight for the step after ``images`` images; its value to log."""
+        if not self.scheduled:
+            return {}
+        value = self.strength(images)
+        self.weight = self.factor * value
+        return {f"schedule/{self.name}_{self.option}": value}
 
 
 class R1(Penalty):
@@ -51,12 +77,29 @@ class R1(Penalty):
 
     name = "r1"
 
-    def __init__(self, gamma: float = 10.0, interval: int = 16) -> None:
-        super().__init__(weight=non_negative(gamma, "gamma") / 2, interval=interval)
+    def __init__(self, gamma: float | Schedule = 10.0, interval: int = 16) -> None:
+        super().__init__(gamma, interval, option="gamma", factor=0.5)
         self.gamma = gamma
 
     def forward(self, critic: Critic, real: Tensor, fake: Tensor) -> Tensor:
         return _grad_norm_sq(critic, real).mean()
+
+
+class R1R2(Penalty):
+    """Zero-centred penalties on real and on generated data (Mescheder et al. 2018, R1 and
+    R2), as R3GAN applies them together (Huang et al. 2024):
+    gamma/2 (E||grad_x D(x)||^2 + E||grad_x D(G(z))||^2), every ``interval`` D updates
+    (R3GAN: every one). ``gamma`` may follow a schedule (R3GAN decays it by 10x)."""
+
+    name = "r1r2"
+
+    def __init__(self, gamma: float | Schedule = 0.05, interval: int = 1) -> None:
+        super().__init__(gamma, interval, option="gamma", factor=0.5)
+        self.gamma = gamma
+
+    def forward(self, critic: Critic, real: Tensor, fake: Tensor) -> Tensor:
+        # Two critic calls, as R3GAN's: a D with batch statistics would mix one joint batch.
+        return _grad_norm_sq(critic, real).mean() + _grad_norm_sq(critic, fake).mean()
 
 
 class DRAGAN(Penalty):
@@ -125,12 +168,19 @@ class LazyPenalties(nn.Module):
 
     def __init__(self, penalties: Iterable[Any] = ()) -> None:
         super().__init__()
-        kept = [p for p in penalties if isinstance(p, Penalty) and p.weight > 0]
+        kept = [p for p in penalties if isinstance(p, Penalty) and p.active]
         self.items = nn.ModuleList(kept)
         self._last: dict[str, Tensor] = {}  # latest D term per name, logged every update
 
     def of(self, phase: str) -> list[Penalty]:
         return [p for p in self.items if p.phase == phase]
+
+    def at(self, images: int) -> dict[str, float]:
+        """Scheduled weights set for the step after ``images`` images; their values to log."""
+        values: dict[str, float] = {}
+        for penalty in self.items:
+            values |= penalty.at(images)
+        return values
 
     def add(self, phase: str, updates: int, terms: dict[str, Tensor],
             **inputs: Any) -> dict[str, Tensor]:

@@ -20,8 +20,9 @@ from omegaconf import MISSING
 class EMANode:
     _target_: str = "ganlab.ema.EMA"
     # Half-life of the G EMA in thousands of images (StyleGAN uses 10); 0: no EMA. By default
-    # the model's recommendation.
-    half_life_kimg: float = "${oc.select:model.recommended.ema_half_life_kimg,0.0}"  # type: ignore[assignment]
+    # the model's recommendation. A number, or a schedule of the images seen (a
+    # ganlab.schedules node, hence Any; ganlab.ema.EMA checks the value).
+    half_life_kimg: Any = "${oc.select:model.recommended.ema_half_life_kimg,0.0}"
 
 
 @dataclass

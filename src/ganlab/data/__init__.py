@@ -5,6 +5,7 @@ from ganlab.data.folder import ImageFolderDataModule
 from ganlab.data.images import DigitsDataModule, ImageDataModule, TorchvisionDataModule
 from ganlab.data.mixtures import GaussianMixture, Grid, Ring
 from ganlab.data.prepared import PreparedDataModule
+from ganlab.data.stacked_digits import StackedDigitsDataModule
 from ganlab.data.stacked_mnist import StackedMNISTDataModule
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "ImageFolderDataModule",
     "PreparedDataModule",
     "Ring",
+    "StackedDigitsDataModule",
     "StackedMNISTDataModule",
     "TorchvisionDataModule",
 ]

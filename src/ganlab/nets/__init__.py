@@ -3,6 +3,7 @@
 from ganlab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganlab.nets.mlp import MLPDiscriminator, MLPGenerator
 from ganlab.nets.progan import ProGANDiscriminator, ProGANGenerator
+from ganlab.nets.r3gan import R3GANDiscriminator, R3GANGenerator
 from ganlab.nets.sngan import SNGANDiscriminator, SNGANGenerator
 from ganlab.nets.stylegan import StyleGANDiscriminator, StyleGANGenerator
 
@@ -13,6 +14,8 @@ __all__ = [
     "MLPGenerator",
     "ProGANDiscriminator",
     "ProGANGenerator",
+    "R3GANDiscriminator",
+    "R3GANGenerator",
     "SNGANDiscriminator",
     "SNGANGenerator",
     "StyleGANDiscriminator",
