@@ -95,7 +95,8 @@ def _read_folder(folder: Path) -> torch.Tensor:
     from PIL import Image
     from torchvision.transforms.functional import pil_to_tensor
 
-    from ganlab.data.images import IMAGE_EXTENSIONS, to_model_space
+    from ganlab.data.images import to_model_space
+    from ganlab.imagefiles import IMAGE_EXTENSIONS
 
     files = sorted(p for p in folder.rglob("*")
                    if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
