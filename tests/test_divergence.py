@@ -29,9 +29,9 @@ class NaNLoss(NonSaturating):
             terms["loss"] = terms["loss"] * float("nan")
         return terms
 
-    def generator_loss(self, critic, fake):
+    def generator_loss(self, critic, fake, real=None):
         self.g_calls += 1
-        return super().generator_loss(critic, fake)
+        return super().generator_loss(critic, fake, real=real)
 
 
 def _config(make_config, *overrides):

@@ -22,10 +22,10 @@ class RecordingLoss(NonSaturating):
         self.events.append(("d", (real.clone(), fake.requires_grad, d_frozen)))
         return super().discriminator_loss(critic, real, fake)
 
-    def generator_loss(self, critic, fake):
+    def generator_loss(self, critic, fake, real=None):
         d_frozen = not any(p.requires_grad for p in critic.parameters())
         self.events.append(("g", (fake.requires_grad, d_frozen)))
-        return super().generator_loss(critic, fake)
+        return super().generator_loss(critic, fake, real=real)
 
 
 @pytest.fixture
