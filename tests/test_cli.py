@@ -31,7 +31,8 @@ def test_help_lists_groups_and_options(tmp_path):
     assert proc.returncode == 0
     models = next(ln for ln in proc.stdout.splitlines() if ln.startswith("model: "))
     assert {"dcgan", "mlp", "cyclegan"} <= set(models.removeprefix("model: ").split(", "))
-    assert "loss: hinge, lsgan, minimax, nonsaturating, wgan, wgan_gp" in proc.stdout
+    assert ("loss: hinge, lsgan, minimax, nonsaturating, progan, ragan, rpgan, wgan, wgan_gp"
+            in proc.stdout)
     optimizers = next(ln for ln in proc.stdout.splitlines() if ln.startswith("optimizer: "))
     assert {"adam", "rmsprop", "ttur", "mixture2d"} <= set(
         optimizers.removeprefix("optimizer: ").split(", ")
