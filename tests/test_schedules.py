@@ -85,6 +85,11 @@ def _cosine(start: float, end: float, total_kimg: float) -> str:
             f"total_kimg:{total_kimg}}}")
 
 
+def _linear(start: float, end: float, total_kimg: float) -> str:
+    return (f"{{_target_:ganlab.schedules.Linear,start:{start},end:{end},"
+            f"total_kimg:{total_kimg}}}")
+
+
 # Every kind of scheduled value on a tiny DCGAN (16 images a step; 8 steps are 0.128 kimg).
 SCHEDULED = [
     "model=dcgan", "data=digits", "data.batch_size=16", "regularizer=r1r2",
@@ -93,6 +98,7 @@ SCHEDULED = [
     f"optimizer.generator.betas=[0.0,{_cosine(0.9, 0.99, 0.1)}]",
     f"regularizer.gamma={_cosine(0.5, 0.05, 0.1)}",
     f"ema.half_life_kimg={_cosine(0.0, 0.05, 0.1)}",
+    "augment=ada", "augment.adaptive=false", f"augment.p={_linear(0.0, 0.8, 0.1)}",
     "logger=none", "trainer.log_every_n_steps=3", "callbacks.sample_grid.every_n_steps=3",
     "evaluation=none",
 ]
@@ -114,6 +120,7 @@ def test_a_run_logs_and_applies_every_schedule(make_config):
         "schedule/r1r2_gamma": [gamma(n) for n in (0, 16, 32)],
         "schedule/ema_half_life_kimg": [Cosine(start=0, end=0.05, total_kimg=0.1)(n)
                                         for n in (0, 16, 32)],
+        "schedule/augment_p": [0.0, 0.128, 0.256],  # 0.8 * n / 100
     }
     tags = {t for t in acc.Tags()["scalars"] if t.startswith("schedule/")}
     assert tags == set(expected)  # D's beta2 is not scheduled here
@@ -126,6 +133,7 @@ def test_a_run_logs_and_applies_every_schedule(make_config):
     assert opt_d.param_groups[0]["betas"] == (0.5, 0.999)  # the default, unscheduled
     (penalty,) = result.module.penalties.items
     assert penalty.weight == gamma(32) / 2
+    assert float(result.module.augment.p) == pytest.approx(0.256)  # the last step's p
 
 
 def test_a_schedule_composes_with_lr_decay(make_config):
@@ -143,6 +151,7 @@ def test_resume_continues_every_schedule_bitwise(make_config):
     resumed = fit(make_config([*SCHEDULED, f"trainer.max_steps={n}"], name="halves"))
     _assert_identical(_state(straight), _state(resumed))
     assert resumed.module.ema.current == straight.module.ema.current > 0
+    assert float(resumed.module.augment.p) == float(straight.module.augment.p) > 0
 
 
 @pytest.mark.parametrize("override,message", [
@@ -150,11 +159,16 @@ def test_resume_continues_every_schedule_bitwise(make_config):
      "regularizer.gamma=Cosine(start=0.1, end=-0.1"),
     (f"optimizer.generator.lr={_cosine(1e-4, -1e-4, 1)}", "optimizer.generator.lr=Cosine"),
     (f"ema.half_life_kimg={_cosine(1, 2, 0)}", "ema.half_life_kimg.total_kimg=0 is not allowed"),
+    (f"augment=ada augment.adaptive=false augment.p={_linear(0, 1.5, 1)}",
+     "augment.p=Linear(start=0, end=1.5, total_kimg=1) is not allowed: every value of the "
+     "schedule must be in [0, 1]"),
+    (f"augment=ada augment.p={_linear(0, 0.5, 1)}",
+     "augment.adaptive=True is not allowed: p is a schedule"),
 ])
 def test_bad_scheduled_values_name_the_key(tmp_path, override, message):
     from conftest import compose_config
 
-    cfg = compose_config(tmp_path, ["regularizer=r1r2", override])
+    cfg = compose_config(tmp_path, ["regularizer=r1r2", *override.split()])
     with pytest.raises(GanlabError) as err:
         assemble(cfg)
     assert str(err.value).startswith(message) and "\n" not in str(err.value)

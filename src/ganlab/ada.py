@@ -27,7 +27,9 @@ with a wavelet filter at twice the resolution; bilinear is a simplification.
 The controller (sec. 3): every ``interval`` D updates, r_t = E[sign(D(x_real))] over those
 updates; p moves by sign(r_t - target) * (images in the interval) / (speed_kimg * 1000), so
 p can go from 0 to 1 in ``speed_kimg`` thousand images (the paper's 500k). p and the pending
-sums are buffers: they are saved in checkpoints and restored on resume.
+sums are buffers: they are saved in checkpoints and restored on resume. With
+``adaptive=false``, p is fixed, or follows a schedule of the images seen (ganlab.schedules,
+as R3GAN's augmentation probability does), set before every step like the other schedules.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from torch import Tensor, nn
 
 from ganlab import distributed
 from ganlab.options import OptionError, at_least, check, fraction, is_number, non_negative, positive
+from ganlab.schedules import Schedule
 
 _LUMA = torch.tensor([1.0, 1.0, 1.0, 0.0]) / math.sqrt(3)  # the gray axis of RGB
 GEOMETRIC = ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac")
@@ -94,6 +97,14 @@ class ADA(nn.Module):
         self.adaptive, self.target = adaptive, float(target)
         self.interval = at_least(interval, "interval")
         self.speed_kimg = positive(speed_kimg, "speed_kimg")
+        # p as a schedule of the images seen (None: a number, fixed or tuned).
+        self.schedule = p if isinstance(p, Schedule) else None
+        if self.schedule is not None:
+            low, high = self.schedule.bounds()
+            check(low >= 0 and high <= 1, "p", p, "every value of the schedule must be in [0, 1]")
+            check(not adaptive, "adaptive", adaptive, "p is a schedule, which the controller "
+                  "would override; set augment.adaptive=false to follow it")
+            p = self.schedule(0)
         self.register_buffer("p", torch.tensor(fraction(p, "p", closed=True)))
         # Sums since p was last tuned: sign(D(real)), real logits, real images, D updates (a
         # checkpoint taken between two tunings resumes them exactly).
@@ -203,6 +214,14 @@ class ADA(nn.Module):
         return x * (~inside).unsqueeze(1).to(x.dtype)
 
     # -- the controller --
+
+    def at(self, images: int) -> dict[str, float]:
+        """Set a scheduled p for the step after ``images`` images; its value to log."""
+        if self.schedule is None:
+            return {}
+        value = self.schedule(images)
+        self.p.fill_(value)
+        return {"schedule/augment_p": value}
 
     def observe(self, real_logits: Tensor, images: int) -> dict[str, float]:
         """After a D update: add D's logits on its ``images`` real images (this process; a

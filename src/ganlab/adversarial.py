@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from ganlab import distributed
 from ganlab.counters import COUNTERS, load_counters, save_counters
+from ganlab.critic import CriticView, stateful
 from ganlab.divergence import (
     MODES,
     Diverged,
@@ -61,6 +62,7 @@ class AdversarialModule(L.LightningModule):
         ema: EMA | None = None,
         penalties: Mapping[str, Any] | None = None,
         extra_penalties: tuple[Any, ...] = (),
+        augment: Any = None,
         on_nonfinite: str = "stop",
         name: str = "",
         recommended: Mapping[str, Any] | None = None,
@@ -77,8 +79,12 @@ class AdversarialModule(L.LightningModule):
         if self.ema.enabled:  # samples, metrics and checkpoints' sampling use the average
             self.generator_ema = copy.deepcopy(generator).requires_grad_(False)
         self.penalties = LazyPenalties([*extra_penalties, *(penalties or {}).values()])
-        # Values that follow a schedule of images_seen (lr, betas, gamma, EMA half-life).
-        self.scheduled = ScheduledValues(optimizer, self.penalties, self.ema)
+        # What D sees through augment (DiffAugment, ADA); ADA's p is state: in checkpoints.
+        self.critic = CriticView(discriminator, augment)
+        self.augment = stateful(augment)
+        # Values that follow a schedule of images_seen (lr, betas, gamma, EMA half-life,
+        # ADA's p).
+        self.scheduled = ScheduledValues(optimizer, self.penalties, self.ema, self.augment)
         self.optimizer_factories = self.scheduled.factories  # with the values at 0 images
         self.on_nonfinite = on_nonfinite  # see ganlab.divergence
         self.name = name

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ganlab.adversarial import AdversarialModule
-from ganlab.critic import Conditioning, CriticView, check_shape, probe, stateful
+from ganlab.critic import Conditioning, check_shape, probe
 from ganlab.errors import GanlabError
 from ganlab.losses import GANLoss
 from ganlab.nets.layers import eval_mode
@@ -101,7 +101,7 @@ class CycleGAN(AdversarialModule):
         **parts: Any,
     ) -> None:
         super().__init__(generator, discriminator, extra_penalties=tuple(loss.penalties),
-                         **parts)
+                         augment=augment, **parts)
         if conditioning is not None and conditioning.mode != "none":
             raise GanlabError(f"conditioning={conditioning.mode} is not supported by CycleGAN "
                               "(it translates images, with no classes); use conditioning=none")
@@ -121,8 +121,6 @@ class CycleGAN(AdversarialModule):
         self.adversarial_weight = non_negative(adversarial_weight, "adversarial_weight")
         self.pools = {"a": ImagePool(at_least(pool_size, "pool_size", 0)),
                       "b": ImagePool(pool_size)}
-        self.critic = CriticView(discriminator, augment)
-        self.augment = stateful(augment)  # ADA's p: in checkpoints, resumed
 
     def check_data(self, datamodule: Any) -> None:
         if datamodule.num_domains != 2:

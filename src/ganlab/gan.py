@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ganlab.adversarial import AdversarialModule
-from ganlab.critic import Conditioning, CriticView, check_shape, probe, stateful
+from ganlab.critic import Conditioning, check_shape, probe
 from ganlab.errors import GanlabError
 from ganlab.losses import GANLoss
 from ganlab.nets.layers import eval_mode
@@ -43,7 +43,7 @@ class GAN(AdversarialModule):
         **parts: Any,
     ) -> None:
         super().__init__(generator, discriminator, extra_penalties=tuple(loss.penalties),
-                         **parts)
+                         augment=augment, **parts)
         self.loss = loss
         self.latent_dim = at_least(latent_dim, "latent_dim")
         self.truncation = truncation
@@ -58,8 +58,6 @@ class GAN(AdversarialModule):
         if self.pack > 1 and self.num_classes:
             raise GanlabError(f"pack={pack} has no conditional variant (a packed group would "
                               "mix labels); use conditioning=none or pack=1")
-        self.critic = CriticView(discriminator, augment)
-        self.augment = stateful(augment)  # ADA's p: in checkpoints, resumed
 
     def check_data(self, datamodule: Any) -> None:
         if datamodule.num_domains != 1:

@@ -171,9 +171,10 @@ def _label(name: str, index: int | None) -> str:
 
 class ScheduledValues:
     """Every scheduled hyperparameter of a module: the optimizers' options (found in their
-    factories, ``split_optimizer``), the penalties' weights and the EMA half-life (each of
-    which keeps its own schedule and answers ``at(images)``). ``apply`` sets them all for a
-    step; their values are logged as ``schedule/<name>`` at every step."""
+    factories, ``split_optimizer``), and the parts that keep their own schedules and answer
+    ``at(images)``: the penalties' weights, the EMA half-life, ADA's p (a part without
+    ``at``, or None, has nothing scheduled). ``apply`` sets them all for a step; their values
+    are logged as ``schedule/<name>`` at every step."""
 
     def __init__(self, optimizer: Mapping[str, Callable[..., Any]], *parts: Any) -> None:
         self.factories: dict[str, Callable[..., Any]] = {}
@@ -181,7 +182,7 @@ class ScheduledValues:
         for name, factory in optimizer.items():
             self.factories[name], self.options[name] = split_optimizer(factory,
                                                                       f"optimizer.{name}")
-        self.parts = parts
+        self.parts = [part for part in parts if hasattr(part, "at")]
         self._pending: list[tuple[int, dict[str, float]]] = []
 
     def apply(self, optimizers: Iterable[torch.optim.Optimizer], images: int, step: int) -> None:
