@@ -54,6 +54,39 @@ def test_a_fade_starts_where_the_previous_resolution_ended(level):
     assert torch.equal(blocks, blocks[..., :1, :1].expand_as(blocks))
 
 
+@pytest.mark.parametrize("level", [1, 2])
+def test_at_the_start_of_a_fade_d_sees_no_detail_finer_than_the_old_resolution(level):
+    # The paper blends the reals toward their half-resolution version during a fade; D does it
+    # to every image, so at alpha 0 an image and its half-resolution version look the same.
+    torch.manual_seed(0)
+    d = _at(ProGANDiscriminator(**SMALL), level, 0.0)
+    x = torch.rand(8, 1, 32, 32) * 2 - 1
+    k = 2 * 32 // growth_levels(32)[level]  # from 32x32 to the old resolution
+    coarse = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(x, k),
+                                             scale_factor=k, mode="nearest")
+    assert torch.allclose(d(x), d(coarse), atol=1e-5)
+    assert not torch.allclose(_at(d, level, 0.5)(x), d(coarse), rtol=1e-2, atol=1e-6)
+
+
+@pytest.mark.parametrize("level", [0, 1, 3])
+def test_penalties_measure_gradients_at_the_current_resolution(level):
+    from ganlab.penalties import GradientPenalty, _grad_norm_sq
+
+    torch.manual_seed(0)
+    d = _at(ProGANDiscriminator(**SMALL), level, 1.0)
+    x = torch.rand(8, 1, 32, 32) * 2 - 1
+    k = 32 // growth_levels(32)[level]
+    assert d.gradient_scale == k
+    # The paper's: D fed the images at its resolution, the gradient taken there.
+    small = torch.nn.functional.avg_pool2d(x, k).requires_grad_(True)
+    (grad,) = torch.autograd.grad(d(small).sum(), small)
+    expected = grad.flatten(1).pow(2).sum(1)
+    assert torch.allclose(_grad_norm_sq(d, x), expected, rtol=1e-4)
+    # WGAN-GP's term on equal real and fake: the same norm, at the current resolution.
+    gp = GradientPenalty()(d, x, x)
+    assert gp.item() == pytest.approx((expected.sqrt() - 1).pow(2).mean().item(), rel=1e-4)
+
+
 def test_the_drift_term():
     loss = WassersteinGP(drift=0.001)
     real, fake = torch.tensor([2.0, -1.0]), torch.tensor([0.5, 1.5])

@@ -65,20 +65,28 @@ class CriticView:
 
     def augmented(self, net: nn.Module) -> Callable[[Tensor], Tensor]:
         """``net`` behind the augmentation (a CycleGAN discriminator of one domain, say)."""
-        if self.augment is None:
-            return net
-        augment = self.augment
-        return lambda x: net(augment(x))
+        return net if self.augment is None else _Behind(net, self.augment)
 
     def view(self, y: Tensor | None = None) -> Callable[[Tensor], Tensor]:
         if y is None:
             return self.augmented(self.discriminator)
-        d, augment = self.discriminator, self.augment
+        return _Behind(self.discriminator, self.augment, y)
 
-        def critic(x: Tensor) -> Tensor:
-            return d(x if augment is None else augment(x), y)
 
-        return critic
+class _Behind:
+    """``net`` behind ``augment`` (and given the labels ``y``) as one callable, which keeps
+    the net's ``gradient_scale`` for the penalties (ganlab.penalties.input_gradient_scale)."""
+
+    def __init__(self, net: nn.Module, augment: Any, y: Tensor | None = None) -> None:
+        self.net, self.augment, self.y = net, augment, y
+
+    def __call__(self, x: Tensor) -> Tensor:
+        x = x if self.augment is None else self.augment(x)
+        return self.net(x) if self.y is None else self.net(x, self.y)
+
+    @property
+    def gradient_scale(self) -> float:
+        return float(getattr(self.net, "gradient_scale", 1.0))
 
 
 def probe(key: str, net: Any, *inputs: Tensor) -> Tensor:

@@ -25,13 +25,21 @@ Critic = Callable[[Tensor], Tensor]
 PHASES = ("discriminator", "generator")
 
 
+def input_gradient_scale(critic: Critic) -> float:
+    """What input gradients of ``critic`` are multiplied by to be measured where D works: a D
+    that first average-pools its input by k (ProGAN's below its last resolution) shrinks
+    them by k, and the papers take them at D's own resolution (1 for every other D)."""
+    return float(getattr(critic, "gradient_scale", 1.0))
+
+
 def _grad_norm_sq(critic: Critic, x: Tensor) -> Tensor:
-    """||grad_x D(x)||^2 per sample, (B,), with a graph for the second-order backward."""
+    """||grad_x D(x)||^2 per sample, (B,), with a graph for the second-order backward (at D's
+    working resolution: ``input_gradient_scale``)."""
     x = x.detach().float().requires_grad_(True)
     with torch.autocast(device_type=x.device.type, enabled=False):
         out = critic(x).float().sum()
         (grad,) = torch.autograd.grad(out, x, create_graph=True)
-    return grad.flatten(1).pow(2).sum(1)
+    return grad.flatten(1).pow(2).sum(1) * input_gradient_scale(critic) ** 2
 
 
 class Penalty(nn.Module):
@@ -131,7 +139,7 @@ class GradientPenalty(Penalty):
         with torch.autocast(device_type=x_hat.device.type, enabled=False):
             out = critic(x_hat).reshape(-1).float()
             (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
-        norm = grad.flatten(1).norm(2, dim=1)  # (B,)
+        norm = grad.flatten(1).norm(2, dim=1) * input_gradient_scale(critic)  # (B,)
         return (norm - 1).pow(2).mean()
 
 

@@ -12,7 +12,11 @@ EqualLinear), with the paper's leaky ReLU 0.2.
 The networks always work at the data's resolution: G upsamples its current output (nearest)
 to the full size, and D average-pools its input down to the current size. So the data, the
 losses, the sample grids (the current resolution, upsampled) and the metrics see one image
-size throughout. ``grow(images_seen)`` sets the phase, a pure function of the images seen
+size throughout. Two things keep this the paper's game: during a fade-in D blends every
+image it sees with its upsampled half-resolution version by alpha, as the paper's training
+loop blends the reals (G's fakes are blended by G's own fade); and D's ``gradient_scale``
+(the pooling factor) lets the gradient penalties measure input gradients at the current
+resolution, as the paper's do (pooling by k shrinks them by k). ``grow(images_seen)`` sets the phase, a pure function of the images seen
 (the module calls it before every step), so a run resumed in the middle of a fade
 continues it exactly; the phase is also a buffer, so a saved generator keeps it.
 """
@@ -150,10 +154,19 @@ class ProGANDiscriminator(_Growing):
         self.last = nn.ModuleList([EqualLinear(w[0] * start_size * start_size, w[0]),
                                    EqualLinear(w[0], 1)])
 
+    @property
+    def gradient_scale(self) -> float:
+        """The factor by which D pools its input: gradients with respect to the data-size
+        input are this much smaller than at the current resolution (ganlab.penalties)."""
+        return float(self.image_size // self.levels[int(self.level)])
+
     def forward(self, x: Tensor) -> Tensor:
         level, alpha = int(self.level), float(self.alpha)
         factor = x.shape[-1] // self.levels[level]
         x = F.avg_pool2d(x, factor) if factor > 1 else x
+        if level > 0 and alpha < 1:  # the paper's fade of the reals, on every image D sees
+            half = F.interpolate(F.avg_pool2d(x, 2), scale_factor=2, mode="nearest")
+            x = torch.lerp(half, x, alpha)
         h = _lrelu(self.from_rgb[level](x))
         for i in range(level, 0, -1):
             conv1, conv2 = self.blocks[i - 1]
