@@ -98,6 +98,10 @@ def test_the_drift_term():
     (["data.image_size=28"], "image_size=28 is not allowed: progressive growing doubles"),
     (["model.generator.start_size=64"], "start_size=64 is larger than data.image_size=32"),
     (["model.generator.fade_kimg=-1"], "model.generator.fade_kimg=-1 is not allowed"),
+    (["model.generator.batch_sizes={64:8}"],
+     r"model.generator.batch_sizes=\{64: 8\} is not allowed: 64 is not a resolution of the "
+     r"growth \(4, 8, 16, 32\)"),
+    (["model.generator.batch_sizes={8:0}"], "the batch size at 8 must be an integer >= 1"),
 ])
 def test_bad_values_are_one_line(make_config, options, message):
     with pytest.raises(GanlabError, match=message):
@@ -119,3 +123,31 @@ def test_the_phase_is_logged_and_grids_show_the_current_resolution(make_config, 
     samples = module.generate(torch.randn(4, module.latent_dim))
     blocks = samples.unfold(2, 4, 4).unfold(3, 4, 4)  # 8x8 shown at 32x32
     assert torch.equal(blocks, blocks[..., :1, :1].expand_as(blocks))
+
+
+def test_per_resolution_batch_sizes(make_config):
+    cfg = make_config(["model=progan", "data.batch_size=16", "trainer.max_steps=6",
+                       "model.generator.stable_kimg=0.032", "model.generator.fade_kimg=0.032",
+                       "model.generator.batch_sizes={8:8}", "model.generator.channel_max=8",
+                       "model.discriminator.channel_max=8", "trainer.log_every_n_steps=1",
+                       "logger=tensorboard"])
+    module = fit(cfg).module
+    acc = EventAccumulator(cfg.paths.output_dir, size_guidance={"scalars": 0}).Reload()
+    # 4x4 (the data's 16) until 32 images, then 8 a step at 8x8: a fade over 32 images
+    # (4 steps). The size is logged where batch_sizes gives one.
+    assert [e.value for e in acc.Scalars("progan/batch_size")] == [8, 8, 8, 8]
+    assert [e.value for e in acc.Scalars("progan/alpha")] == [1, 1, 0, 0.25, 0.5, 0.75]
+    assert module.images_seen == 2 * 16 + 4 * 8
+
+
+def test_per_resolution_batch_sizes_need_the_data_in_memory(make_config, tmp_path):
+    from test_prepared_data import prepared
+
+    path = prepared(tmp_path)
+    cfg = make_config(["model=progan", "data=prepared", f"data.path={path}",
+                       "data.image_size=8", "data.memory_limit=1kB", "data.batch_size=4",
+                       "model.generator.batch_sizes={4:2}", "trainer.max_steps=1",
+                       "evaluation=none"])
+    with pytest.raises(GanlabError, match="per-resolution batch sizes need data=prepared in "
+                       "memory, but it is streamed"):
+        fit(cfg)

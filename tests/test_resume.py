@@ -52,10 +52,12 @@ SETUPS = {
         "augment.speed_kimg=0.2",
     ],
     # Progressive growing: the halfway checkpoint (64 images) falls in the middle of the
-    # first fade-in (50 to 150 images).
+    # first fade-in (50 to 150 images), and the batch size changes from 16 at 4x4 to 8 at 8x8
+    # at the first step after it.
     "progan-digits-mid-fade": [
         "model=progan",
         "data.batch_size=16",
+        "model.generator.batch_sizes={4:16,8:8}",
         "model.generator.stable_kimg=0.05",
         "model.generator.fade_kimg=0.1",
         "model.generator.channel_max=8",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import lightning as L
@@ -52,6 +52,10 @@ class GanDataModule(L.LightningDataModule, ABC):
         self.seed = int(seed)
         # The trainer sets this to n_critic: one training step takes n_critic D batches.
         self.batches_per_step = 1
+        # The batch size per process for a step that starts after a number of images (all
+        # processes), None for data.batch_size: the model's (ProGAN's per-resolution sizes).
+        self.batch_size_at: Callable[[int], int | None] | None = None
+        self._images = 0  # images handed out, all processes: what the next batch follows
         self._loaded = False
         # Batches handed out since the last restore, batches the trainer actually trained
         # on, and the sampler state after each of the last handed-out batches.
@@ -143,11 +147,27 @@ class GanDataModule(L.LightningDataModule, ABC):
                 f"{list(sample_shape)}; set data.shape to {list(sample_shape)}"
             )
 
+    def _step_batch_size(self) -> int:
+        size = self.batch_size_at(self._images) if self.batch_size_at is not None else None
+        return self.batch_size if size is None else size
+
+    def _start(self) -> None:
+        """Before the first batch of a fit: count the images from the module's (a resumed
+        run's), and refuse what the loader cannot do."""
+        module = getattr(self.trainer, "lightning_module", None)  # None: drawn outside a fit
+        self._images = int(getattr(module, "images_seen", 0))
+        if self.batch_size_at is not None and self.sharded_by_loader:
+            raise GanlabError(
+                f"the model's per-resolution batch sizes need data={self.name} in memory, but "
+                "it is streamed with one batch size; raise data.memory_limit, or drop "
+                "model.generator.batch_sizes")
+
     def _next_batch(self) -> Batch:
-        n = self.batches_per_step * self.batch_size
+        n = self.batches_per_step * self._step_batch_size()
         rank, world = (
             (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         )
+        self._images += n * world
         if self.sharded_by_loader:  # the loader gives this rank its own shard already
             rank, world = 0, 1
         batch = self._draw(n * world, self.device)
@@ -168,5 +188,6 @@ class _Batches:
 
     def __iter__(self) -> Iterator[Batch]:
         self.data.setup()
+        self.data._start()
         while True:
             yield self.data._next_batch()

@@ -24,6 +24,7 @@ continues it exactly; the phase is also a buffer, so a saved generator keeps it.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -104,11 +105,17 @@ class _Growing(nn.Module):
 
 @registered("network")
 class ProGANGenerator(_Growing):
+    """``batch_sizes``: the batch size per process at some resolutions ({resolution: size};
+    the paper's shrink as the images grow, to fit in memory), the data's at the others. A
+    fade-in uses the new resolution's; the data module draws each step's batch with it."""
+
     def __init__(self, latent_dim: int = 128, channels: int = 1, image_size: int = 32,
                  start_size: int = 4, fade_kimg: float = 60.0, stable_kimg: float = 60.0,
-                 channel_base: int = 1024, channel_max: int = 64) -> None:
+                 channel_base: int = 1024, channel_max: int = 64,
+                 batch_sizes: Mapping[int, int] | None = None) -> None:
         super().__init__(image_size, start_size, fade_kimg, stable_kimg, channel_base,
                          channel_max)
+        self.batch_sizes = self._batch_sizes(batch_sizes or {})
         w, s = self.widths, start_size
         self.start_size = s
         self.first = EqualLinear(latent_dim, w[0] * s * s)
@@ -117,6 +124,26 @@ class ProGANGenerator(_Growing):
             nn.ModuleList([EqualConv2d(w[i - 1], w[i], 3), EqualConv2d(w[i], w[i], 3)])
             for i in range(1, len(w)))
         self.to_rgb = nn.ModuleList(EqualConv2d(c, channels, 1) for c in w)
+
+    def _batch_sizes(self, sizes: Mapping[int, int]) -> dict[int, int]:
+        for size, batch in sizes.items():
+            check(is_int(size) and size in self.levels, "batch_sizes", dict(sizes),
+                  f"{size!r} is not a resolution of the growth "
+                  f"({', '.join(map(str, self.levels))})")
+            check(is_int(batch) and batch >= 1, "batch_sizes", dict(sizes),
+                  f"the batch size at {size} must be an integer >= 1")
+        return {int(k): int(v) for k, v in sizes.items()}
+
+    def batch_size_at(self, images_seen: int) -> int | None:
+        """The batch size for the step after ``images_seen`` images; None: the data's."""
+        level, _ = growth_phase(images_seen, len(self.levels), self.fade_kimg,
+                                self.stable_kimg)
+        return self.batch_sizes.get(self.levels[level])
+
+    def grow(self, images_seen: int) -> dict[str, float]:
+        logged = super().grow(images_seen)
+        batch = self.batch_size_at(images_seen) if self.batch_sizes else None
+        return logged if batch is None else {**logged, "progan/batch_size": float(batch)}
 
     def forward(self, z: Tensor) -> Tensor:
         level, alpha = int(self.level), float(self.alpha)
