@@ -36,7 +36,7 @@ from ganlab.divergence import (
     update_is_finite,
 )
 from ganlab.ema import EMA
-from ganlab.nets.layers import apply_model_options, batch_size_at, frozen, grow_all
+from ganlab.nets.layers import apply_model_options, frozen, grow_all
 from ganlab.options import check
 from ganlab.penalties import LazyPenalties
 from ganlab.rng import restore_rng_state
@@ -117,16 +117,6 @@ class AdversarialModule(L.LightningModule):
     def check_data(self, datamodule: Any) -> None:
         """GanlabError unless the data set suits this model (shapes, domains, batch)."""
         raise NotImplementedError
-
-    @property
-    def varies_batch_size(self) -> bool:
-        return bool(getattr(self.generator, "batch_sizes", None))
-
-    def batch_size_at(self, images_seen: int) -> int | None:
-        """The batch size per process a network wants for the step after ``images_seen``
-        images (ProGAN's per-resolution sizes), None for the data's; the data module draws
-        each step's batch with it."""
-        return batch_size_at((self.generator,), images_seen)
 
     # -- one training step: helpers for training_step --
 

@@ -161,8 +161,8 @@ def assemble(cfg: DictConfig) -> Assembled:
     check_optimizers(module)
     datamodule = instantiate_node(cfg, "data")
     datamodule.batches_per_step = module.schedule.n_critic
-    if module.varies_batch_size:
-        datamodule.batch_size_at = module.batch_size_at
+    if getattr(module.generator, "batch_sizes", None):  # ProGAN's per-resolution sizes
+        datamodule.batch_size_at = module.generator.batch_size_at
     module.check_data(datamodule)
     callbacks = [instantiate_node(cfg, f"callbacks.{name}")
                  for name, node in (cfg.get("callbacks") or {}).items() if node]

@@ -111,16 +111,6 @@ def apply_spectral_norm(module: nn.Module) -> nn.Module:
     return module
 
 
-def batch_size_at(nets: Iterable[nn.Module | None], images_seen: int) -> int | None:
-    """The batch size the first network with ``batch_sizes`` (ProGAN's per-resolution sizes)
-    wants for the step after ``images_seen`` images, from its ``batch_size_at``; None: the
-    data's."""
-    for net in nets:
-        if getattr(net, "batch_sizes", None):
-            return net.batch_size_at(images_seen)
-    return None
-
-
 def grow_all(nets: Iterable[nn.Module | None], images_seen: int) -> dict[str, float]:
     """Set the phase of every network that changes with the images seen (one with a
     ``grow(images_seen)`` method: ganlab.nets.progan); the first one's values to log."""
