@@ -16,9 +16,11 @@ size throughout. Two things keep this the paper's game: during a fade-in D blend
 image it sees with its upsampled half-resolution version by alpha, as the paper's training
 loop blends the reals (G's fakes are blended by G's own fade); and D's ``gradient_scale``
 (the pooling factor) lets the gradient penalties measure input gradients at the current
-resolution, as the paper's do (pooling by k shrinks them by k). ``grow(images_seen)`` sets the phase, a pure function of the images seen
-(the module calls it before every step), so a run resumed in the middle of a fade
-continues it exactly; the phase is also a buffer, so a saved generator keeps it.
+resolution, as the paper's do (pooling by k shrinks them by k).
+
+``grow(images_seen)`` sets the phase, a pure function of the images seen (the module calls
+it before every step), so a run resumed in the middle of a fade continues it exactly; the
+phase is also a buffer, so a saved generator keeps it.
 """
 
 from __future__ import annotations
@@ -142,7 +144,7 @@ class ProGANGenerator(_Growing):
 
     def grow(self, images_seen: int) -> dict[str, float]:
         logged = super().grow(images_seen)
-        batch = self.batch_size_at(images_seen) if self.batch_sizes else None
+        batch = self.batch_size_at(images_seen)
         return logged if batch is None else {**logged, "progan/batch_size": float(batch)}
 
     def forward(self, z: Tensor) -> Tensor:
