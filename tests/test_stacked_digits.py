@@ -61,6 +61,7 @@ def test_the_real_data_scores_1000_modes_and_a_collapsed_one_a_single_mode():
     evaluate = Evaluator(OmegaConf.create({"num_samples": 26000}), data, _DATA_DIR[0])
     metrics = evaluate(lambda n: x[:n], step=0)
     assert metrics["protocol/classifier_accuracy"] > 0.9  # per channel, on held-out digits
+    assert metrics["protocol/feature_net"] == "digits_classifier"  # not MNIST's
     assert metrics["protocol/num_fake"] == 26000
     assert metrics["metrics/modes"] == 1000
     # The labels' own histogram is ~0.02 from uniform (26 samples a mode); misread channels

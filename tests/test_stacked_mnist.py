@@ -62,6 +62,7 @@ def test_mode_count_and_kl(root, tmp_path):
     evaluate = Evaluator(cfg, data, tmp_path)
     metrics = evaluate(lambda n: x[:n], step=0)
     assert metrics["protocol/classifier_accuracy"] > 0.95
+    assert metrics["protocol/feature_net"] == "mnist_classifier"
     assert metrics["metrics/modes"] == len(torch.unique(y))
     p = torch.bincount(y, minlength=1000).double() / len(y)
     expected = float((p[p > 0] * (p[p > 0] * 1000).log()).sum())

@@ -111,7 +111,8 @@ class Evaluator:
         if self._net is not None or self.is_mixture:
             return
         if self._stacked:
-            self._net, self._accuracy = stacked_classifier(self.datamodule, self.cache_dir)
+            self._net, self._accuracy, self._feature_net = stacked_classifier(self.datamodule,
+                                                                              self.cache_dir)
         else:
             self._prepare_images()
 
@@ -196,7 +197,8 @@ class Evaluator:
             if self._stacked:
                 if self._net is None:
                     self._prepare()
-                metrics, proto = stacked_modes(self._net, self._accuracy, samples(everything))
+                metrics, proto = stacked_modes(self._net, self._accuracy, samples(everything),
+                                               self._feature_net)
                 protocol |= proto
             elif self.is_mixture:
                 fake = samples(everything)

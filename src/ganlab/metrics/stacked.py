@@ -13,22 +13,25 @@ from omegaconf import OmegaConf
 log = logging.getLogger(__name__)
 
 
-def stacked_classifier(datamodule: Any, cache_dir: Path) -> tuple[torch.nn.Module, float]:
-    """Stacked MNIST's channel classifier: ganlab's MNIST classifier, and its accuracy."""
+def stacked_classifier(datamodule: Any, cache_dir: Path) -> tuple[torch.nn.Module, float, str]:
+    """The channel classifier of a stacked data set (trained on its single-digit source: MNIST
+    for stacked_mnist, scikit-learn's digits for stacked_digits), its held-out accuracy, and
+    its name for the protocol (``mnist_classifier``, ``digits_classifier``)."""
     from ganlab.classifier import load_or_train_classifier
 
     mnist = datamodule.mnist()
     mnist.setup()
     net, accuracy, path = load_or_train_classifier(OmegaConf.create({}), mnist,
                                                    cache_dir / "classifiers")
-    log.info("stacked MNIST channel classifier %s: held-out accuracy %.4f", path, accuracy)
-    return net, accuracy
+    log.info("stacked channel classifier %s: held-out accuracy %.4f", path, accuracy)
+    return net, accuracy, f"{mnist.name}_classifier"
 
 
-def stacked_modes(net: torch.nn.Module, accuracy: float, fake: torch.Tensor
+def stacked_modes(net: torch.nn.Module, accuracy: float, fake: torch.Tensor,
+                  feature_net: str = "mnist_classifier"
                   ) -> tuple[dict[str, float], dict[str, Any]]:
-    """Stacked MNIST: classify each channel with the MNIST classifier; a mode is a digit
-    triple. Modes hit and KL(mode histogram || uniform over 1,000), as in VEEGAN sec. 5.2
+    """Stacked MNIST: classify each channel with the channel classifier ``net`` (named
+    ``feature_net`` in the protocol); a mode is a digit triple. Modes hit and KL(mode histogram || uniform over 1,000), as in VEEGAN sec. 5.2
     and PacGAN sec. 5.2 (26,000 samples there)."""
     from ganlab.classifier import predict
 
@@ -37,6 +40,6 @@ def stacked_modes(net: torch.nn.Module, accuracy: float, fake: torch.Tensor
     p = torch.bincount(modes, minlength=1000).double() / len(modes)
     kl = float((p[p > 0] * (p[p > 0] * 1000).log()).sum())
     metrics = {"modes": int((p > 0).sum()), "reverse_kl": kl}
-    proto = {"feature_net": "mnist_classifier", "classifier_accuracy": accuracy,
+    proto = {"feature_net": feature_net, "classifier_accuracy": accuracy,
              "num_fake": len(fake)}
     return metrics, proto
