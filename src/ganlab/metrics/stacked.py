@@ -1,5 +1,6 @@
-"""Stacked MNIST's mode count (VEEGAN sec. 5.2, PacGAN sec. 5.2): each channel classified by
-ganlab's MNIST classifier; a mode is a digit triple."""
+"""The stacked data sets' mode count (VEEGAN sec. 5.2, PacGAN sec. 5.2): each channel
+classified by a classifier of the single digits (MNIST's for stacked_mnist, scikit-learn
+digits' for stacked_digits); a mode is a digit triple."""
 
 from __future__ import annotations
 
@@ -27,12 +28,12 @@ def stacked_classifier(datamodule: Any, cache_dir: Path) -> tuple[torch.nn.Modul
     return net, accuracy, f"{mnist.name}_classifier"
 
 
-def stacked_modes(net: torch.nn.Module, accuracy: float, fake: torch.Tensor,
-                  feature_net: str = "mnist_classifier"
+def stacked_modes(net: torch.nn.Module, accuracy: float, fake: torch.Tensor, feature_net: str
                   ) -> tuple[dict[str, float], dict[str, Any]]:
-    """Stacked MNIST: classify each channel with the channel classifier ``net`` (named
-    ``feature_net`` in the protocol); a mode is a digit triple. Modes hit and KL(mode histogram || uniform over 1,000), as in VEEGAN sec. 5.2
-    and PacGAN sec. 5.2 (26,000 samples there)."""
+    """Classify each channel with the channel classifier ``net`` (``feature_net``, its name
+    from ``stacked_classifier``); a mode is a digit triple. Modes hit and KL(mode histogram
+    || uniform over 1,000), as in VEEGAN sec. 5.2 and PacGAN sec. 5.2 (26,000 samples
+    there)."""
     from ganlab.classifier import predict
 
     digits = [predict(net, fake[:, c : c + 1]).cpu() for c in range(3)]  # 3 x (N,)
